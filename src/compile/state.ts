@@ -1,0 +1,147 @@
+/**
+ * The kernel state of one host, as lsdn sees it: a set of objects with stable keys.
+ * The compiler produces the desired state, the kernel reader the actual (owned) state, and
+ * the planner diffs the two. Every object is plain data, so states compare with deepEqual
+ * and print as golden files.
+ */
+
+/** Bridge-port options lsdn sets on a port (iproute2 `bridge link set` names). */
+export interface BridgePortFlags {
+  learning?: boolean;
+  flood?: boolean;
+  mcast_flood?: boolean;
+  bcast_flood?: boolean;
+  neigh_suppress?: boolean;
+}
+
+/** A link lsdn creates and owns (bridge, vxlan, vlan, geneve...). Marked by name prefix and alias. */
+export interface LinkObject {
+  kind: 'link';
+  name: string;
+  /** iproute2 link type. */
+  type: 'bridge' | 'vxlan' | 'vlan' | 'geneve' | 'macvlan';
+  /** Ownership mark: "lsdn:<context>:<what>". */
+  alias: string;
+  /** Lower device for stacked links (vlan, macvlan): `ip link add link LOWER ...`. */
+  lower?: string;
+  /** Administratively up. */
+  up: boolean;
+  mtu?: number;
+  /** Bridge this link is a port of. */
+  master?: string;
+  brport?: BridgePortFlags;
+  /**
+   * Type-specific creation attributes, rendered after `type T` in `ip link add`. Order is the
+   * iproute2 argument order. Values: string/number as-is; true renders the bare keyword;
+   * false renders "no<keyword>" (e.g. learning: false -> nolearning).
+   */
+  attrs: Record<string, string | number | boolean>;
+}
+
+/** An interface lsdn does not own (a VM's tap or veth, or the underlay in `direct` mode) that it enslaves to an owned bridge. */
+export interface PortObject {
+  kind: 'port';
+  name: string;
+  master: string;
+  up: boolean;
+  mtu?: number;
+  brport?: BridgePortFlags;
+}
+
+/** A forwarding-database entry: on a VXLAN device (`self`) or a bridge port (`master`). */
+export interface FdbObject {
+  kind: 'fdb';
+  dev: string;
+  mac: string;
+  /** `self` entries of a VXLAN device: remote endpoint. */
+  dst?: string;
+  /** `self` entries with a non-default UDP port. */
+  port?: number;
+  /** `master` (bridge) or `self` (the device's own table, e.g. VXLAN). */
+  table: 'master' | 'self';
+}
+
+/** A permanent neighbour (ARP/ND) entry, e.g. for neighbour suppression on a bridge. */
+export interface NeighObject {
+  kind: 'neigh';
+  dev: string;
+  ip: string;
+  mac: string;
+}
+
+/** An address on an owned link (a bridge acting as a gateway, for example). */
+export interface AddrObject {
+  kind: 'addr';
+  dev: string;
+  /** "ip/len" */
+  prefix: string;
+}
+
+/** An nftables table lsdn owns, as the text `nft -f` loads (without the `table` wrapper). */
+export interface NftTableObject {
+  kind: 'nft';
+  family: 'bridge' | 'inet' | 'netdev' | 'ip' | 'ip6';
+  name: string;
+  /** Chains by name -> canonical body lines, so that a change replaces only the changed chains. */
+  chains: Record<string, string[]>;
+}
+
+export type KernelObject = LinkObject | PortObject | FdbObject | NeighObject | AddrObject | NftTableObject;
+
+/** Stable identity of an object: two objects with one key are the same object in two states. */
+export function objectKey(o: KernelObject): string {
+  switch (o.kind) {
+    case 'link':
+      return `link ${o.name}`;
+    case 'port':
+      return `port ${o.name}`;
+    case 'fdb':
+      return o.table === 'master' ? `fdb ${o.dev} ${o.mac} master` : `fdb ${o.dev} ${o.mac} dst ${o.dst ?? '-'}`;
+    case 'neigh':
+      return `neigh ${o.dev} ${o.ip}`;
+    case 'addr':
+      return `addr ${o.dev} ${o.prefix}`;
+    case 'nft':
+      return `nft ${o.family} ${o.name}`;
+  }
+}
+
+/** A host's kernel state: objects by key. Iteration order is sorted by key (deterministic). */
+export class HostState {
+  readonly objects = new Map<string, KernelObject>();
+  /** Non-fatal remarks of the compiler (e.g. MTU warnings), by object. */
+  readonly warnings: string[] = [];
+
+  constructor(objects: Iterable<KernelObject> = []) {
+    for (const o of objects) this.add(o);
+  }
+
+  add(o: KernelObject): void {
+    const k = objectKey(o);
+    if (this.objects.has(k)) throw new Error(`internal: two objects with key "${k}"`);
+    this.objects.set(k, o);
+  }
+
+  get(key: string): KernelObject | undefined {
+    return this.objects.get(key);
+  }
+
+  /** Objects sorted by key. */
+  sorted(): KernelObject[] {
+    return [...this.objects.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, o]) => o);
+  }
+
+  get size(): number {
+    return this.objects.size;
+  }
+}
+
+/** Prefix every interface lsdn creates starts with, and the alias prefix that marks ownership. */
+export const OWNED_NAME_PREFIX = 'ls';
+export const OWNED_ALIAS_PREFIX = 'lsdn:';
+
+/** Is this link (by name and alias) owned by lsdn (optionally: by one context)? */
+export function isOwnedLink(name: string, alias: string | undefined, context?: string): boolean {
+  if (!name.startsWith(OWNED_NAME_PREFIX) || !alias?.startsWith(OWNED_ALIAS_PREFIX)) return false;
+  return context === undefined || alias.startsWith(`${OWNED_ALIAS_PREFIX}${context}:`);
+}

@@ -1,0 +1,403 @@
+/**
+ * The netmodel: one declarative description of a cluster's virtual networks.
+ *
+ * This is the typed builder API (the library's first-class interface). The YAML/JSON loader
+ * and lsctl are thin clients of it. The builder records what was said and where; it does not
+ * judge it: `validate()` (src/validate) reports every problem at once.
+ */
+import { Located } from './location.js';
+
+export const NETWORK_TYPES = [
+  'direct', 'vlan', 'vxlan/mcast', 'vxlan/e2e', 'vxlan/static', 'geneve', 'geneve/e2e', 'vxvde',
+] as const;
+export type NetworkTypeName = (typeof NETWORK_TYPES)[number];
+
+export function isNetworkType(s: string): s is NetworkTypeName {
+  return (NETWORK_TYPES as readonly string[]).includes(s);
+}
+
+export type Direction = 'in' | 'out';
+export const DIRECTIONS: readonly Direction[] = ['in', 'out'];
+
+export interface SettingsOptions {
+  /** UDP port of the overlay (vxlan 4789, geneve 6081, vxvde 14789 when unset). */
+  port?: number;
+  /** Multicast group (vxlan/mcast, vxvde). */
+  mcastIp?: string;
+  /** Multicast TTL (vxlan/mcast, vxvde). */
+  ttl?: number;
+  /** vxvde: the default VNI of its nets (1). */
+  vni?: number;
+  /** vxvde: interface for the multicast join, overriding the phys interface. */
+  iface?: string;
+}
+
+export class Settings extends Located {
+  removed = false;
+  constructor(
+    readonly model: Netmodel,
+    readonly name: string,
+    public type: NetworkTypeName,
+    public options: SettingsOptions = {},
+  ) {
+    super();
+  }
+  remove(): void {
+    this.model.removeSettings(this);
+  }
+}
+
+export interface NetOptions {
+  vid?: number;
+  settings?: Settings | string;
+  /** MTU for the net's virt interfaces; default: underlay MTU minus the overlay's overhead. */
+  mtu?: number;
+}
+
+export class Net extends Located {
+  vid: number | undefined;
+  /** Settings object, or the name of one not (yet) known: validation reports it. */
+  settings: Settings | undefined;
+  settingsRef: string | undefined;
+  mtu: number | undefined;
+  readonly virts = new Map<string, Virt>();
+  readonly physes = new Set<Phys>();
+
+  constructor(readonly model: Netmodel, readonly name: string, opts: NetOptions = {}) {
+    super();
+    this.vid = opts.vid;
+    this.mtu = opts.mtu;
+    this.setSettings(opts.settings);
+  }
+
+  setSettings(s: Settings | string | undefined): void {
+    if (typeof s === 'string') {
+      this.settingsRef = s;
+      this.settings = this.model.settingsNamed(s);
+    } else {
+      this.settings = s;
+      this.settingsRef = s?.name;
+    }
+  }
+
+  /** The settings this net uses: its own, else the model's default. */
+  effectiveSettings(): Settings | undefined {
+    if (this.settingsRef !== undefined) return this.settings;
+    return this.model.defaultSettings();
+  }
+
+  attach(phys: Phys): this {
+    this.physes.add(phys);
+    phys.nets.add(this);
+    return this;
+  }
+
+  detach(phys: Phys): this {
+    this.physes.delete(phys);
+    phys.nets.delete(this);
+    return this;
+  }
+
+  /** Create (or return the existing) virt of this net. */
+  virt(name: string, opts: VirtOptions = {}): Virt {
+    let v = this.virts.get(name);
+    if (!v) {
+      v = new Virt(this, name);
+      this.virts.set(name, v);
+    }
+    v.configure(opts);
+    return v;
+  }
+
+  remove(): void {
+    for (const p of [...this.physes]) this.detach(p);
+    this.model.nets.delete(this.name);
+  }
+}
+
+export interface PhysOptions {
+  /** Underlay interface. */
+  if?: string;
+  /** Underlay IP address (v4 or v6). */
+  ip?: string;
+  /** Underlay MTU; when unset it is read from the interface at apply time. */
+  mtu?: number;
+}
+
+export class Phys extends Located {
+  if: string | undefined;
+  ip: string | undefined;
+  mtu: number | undefined;
+  readonly nets = new Set<Net>();
+
+  constructor(readonly model: Netmodel, readonly name: string, opts: PhysOptions = {}) {
+    super();
+    this.configure(opts);
+  }
+
+  configure(opts: PhysOptions): this {
+    if ('if' in opts) this.if = opts.if;
+    if ('ip' in opts) this.ip = opts.ip;
+    if ('mtu' in opts) this.mtu = opts.mtu;
+    return this;
+  }
+
+  attach(net: Net): this {
+    net.attach(this);
+    return this;
+  }
+
+  detach(net: Net): this {
+    net.detach(this);
+    return this;
+  }
+
+  claimLocal(): this {
+    this.model.claimLocal(this);
+    return this;
+  }
+
+  get isLocal(): boolean {
+    return this.model.localPhyses.has(this);
+  }
+
+  /** Virts connected through this phys. */
+  virts(): Virt[] {
+    return this.model.virts().filter((v) => v.phys === this);
+  }
+
+  remove(): void {
+    for (const n of [...this.nets]) this.detach(n);
+    for (const v of this.virts()) v.disconnect();
+    this.model.localPhyses.delete(this);
+    this.model.physes.delete(this.name);
+  }
+}
+
+export type RuleAction = 'drop' | 'accept';
+export type IpProto = 'tcp' | 'udp' | 'icmp' | 'icmpv6' | 'sctp';
+
+/** A firewall rule of one virt, in one direction (`in`: toward the VM, `out`: from it). */
+export interface RuleSpec {
+  priority: number;
+  action: RuleAction;
+  srcIp?: string;
+  dstIp?: string;
+  /** MAC, optionally with a mask: "02:00:00:00:00:00/ff:ff:ff:00:00:00". */
+  srcMac?: string;
+  dstMac?: string;
+  proto?: IpProto;
+  srcPort?: number | string;
+  dstPort?: number | string;
+  icmpType?: string | number;
+}
+
+export class Rule extends Located {
+  constructor(readonly virt: Virt, readonly direction: Direction, public spec: RuleSpec) {
+    super();
+  }
+}
+
+/** Rate limit of one direction: average rate and peak in bits/s, burst in bytes. */
+export interface RateSpec {
+  avg: number;
+  burst: number;
+  peak?: number;
+}
+
+export class Rate extends Located {
+  constructor(readonly direction: Direction, public spec: RateSpec) {
+    super();
+  }
+}
+
+export interface VirtOptions {
+  mac?: string;
+  phys?: Phys | string;
+  if?: string;
+  /** Addresses with prefix length ("10.0.0.1/24", "2001:db8::1/64"). */
+  ips?: string[];
+  mtu?: number;
+}
+
+export class Virt extends Located {
+  mac: string | undefined;
+  phys: Phys | undefined;
+  /** Name of a phys not (yet) known: validation reports it. */
+  physRef: string | undefined;
+  if: string | undefined;
+  ips: string[] = [];
+  mtu: number | undefined;
+  readonly rules: Rule[] = [];
+  readonly rates: { in?: Rate; out?: Rate } = {};
+
+  constructor(readonly net: Net, readonly name: string) {
+    super();
+  }
+
+  get model(): Netmodel {
+    return this.net.model;
+  }
+
+  /** "net/name": unique in a model (virt names are unique within their net). */
+  get id(): string {
+    return `${this.net.name}/${this.name}`;
+  }
+
+  configure(opts: VirtOptions): this {
+    if ('mac' in opts) this.mac = opts.mac;
+    if ('ips' in opts) this.ips = [...(opts.ips ?? [])];
+    if ('mtu' in opts) this.mtu = opts.mtu;
+    if ('phys' in opts || 'if' in opts) this.connect(opts.phys ?? this.phys ?? this.physRef, opts.if ?? this.if);
+    return this;
+  }
+
+  /** Connect the virt to a phys through interface `ifname`. Connecting it elsewhere is a migration. */
+  connect(phys: Phys | string | undefined, ifname: string | undefined): this {
+    if (typeof phys === 'string') {
+      this.physRef = phys;
+      this.phys = this.model.physes.get(phys);
+    } else {
+      this.phys = phys;
+      this.physRef = phys?.name;
+    }
+    this.if = ifname;
+    return this;
+  }
+
+  /** Move a connected virt to another phys (and interface): a migration. */
+  migrate(phys: Phys, ifname?: string): this {
+    return this.connect(phys, ifname ?? this.if);
+  }
+
+  disconnect(): this {
+    this.phys = undefined;
+    this.physRef = undefined;
+    this.if = undefined;
+    return this;
+  }
+
+  get connected(): boolean {
+    return this.physRef !== undefined;
+  }
+
+  rule(direction: Direction, spec: RuleSpec): Rule {
+    const r = new Rule(this, direction, spec);
+    this.rules.push(r);
+    return r;
+  }
+
+  rate(direction: Direction, spec: RateSpec | undefined): this {
+    if (spec) this.rates[direction] = new Rate(direction, spec);
+    else delete this.rates[direction];
+    return this;
+  }
+
+  /** Remove every rule and rate limit (lsctl's flushVr). */
+  flushRulesAndRates(): this {
+    this.rules.length = 0;
+    delete this.rates.in;
+    delete this.rates.out;
+    return this;
+  }
+
+  remove(): void {
+    this.net.virts.delete(this.name);
+  }
+}
+
+/**
+ * The whole cluster: settings, nets (with their virts) and physes, and which physes are
+ * local to the host that applies it. Named like LSDN's context.
+ */
+export class Netmodel extends Located {
+  readonly settings = new Map<string, Settings>();
+  readonly nets = new Map<string, Net>();
+  readonly physes = new Map<string, Phys>();
+  readonly localPhyses = new Set<Phys>();
+  constructor(public name = 'lsdn') {
+    super();
+  }
+
+  /** Define settings. An unnamed one is "default", of which only one may exist. */
+  addSettings(type: NetworkTypeName, opts: SettingsOptions & { name?: string } = {}): Settings {
+    const { name = 'default', ...rest } = opts;
+    const s = new Settings(this, name, type, rest);
+    this.settings.set(name, s);
+    // Nets that referred to this name before it existed now resolve.
+    for (const n of this.nets.values()) if (n.settingsRef === name) n.settings = s;
+    return s;
+  }
+
+  settingsNamed(name: string): Settings | undefined {
+    return this.settings.get(name);
+  }
+
+  /** The settings of nets that name none: "default", or the only settings there is. */
+  defaultSettings(): Settings | undefined {
+    const d = this.settings.get('default');
+    if (d) return d;
+    if (this.settings.size === 1) return [...this.settings.values()][0];
+    return undefined;
+  }
+
+  removeSettings(s: Settings): void {
+    this.settings.delete(s.name);
+    s.removed = true;
+  }
+
+  /** Create (or reconfigure) a net. */
+  addNet(name: string, opts: NetOptions = {}): Net {
+    let n = this.nets.get(name);
+    if (!n) {
+      n = new Net(this, name, opts);
+      this.nets.set(name, n);
+    } else {
+      if ('vid' in opts) n.vid = opts.vid;
+      if ('mtu' in opts) n.mtu = opts.mtu;
+      if ('settings' in opts) n.setSettings(opts.settings);
+    }
+    return n;
+  }
+
+  /** Create (or reconfigure) a phys. */
+  addPhys(name: string, opts: PhysOptions = {}): Phys {
+    let p = this.physes.get(name);
+    if (!p) {
+      p = new Phys(this, name, opts);
+      this.physes.set(name, p);
+      for (const v of this.virts()) if (v.physRef === name) v.phys = p;
+    } else {
+      p.configure(opts);
+    }
+    return p;
+  }
+
+  net(name: string): Net | undefined {
+    return this.nets.get(name);
+  }
+
+  phys(name: string): Phys | undefined {
+    return this.physes.get(name);
+  }
+
+  claimLocal(phys: Phys | string): void {
+    const p = typeof phys === 'string' ? this.physes.get(phys) : phys;
+    if (!p) throw new Error(`claimLocal: unknown phys "${String(phys)}"`);
+    this.localPhyses.add(p);
+  }
+
+  /** All virts, in declaration order of nets then virts. */
+  virts(): Virt[] {
+    const out: Virt[] = [];
+    for (const n of this.nets.values()) out.push(...n.virts.values());
+    return out;
+  }
+
+  /** Find a virt by "net/name". */
+  virt(id: string): Virt | undefined {
+    const i = id.indexOf('/');
+    if (i < 0) return undefined;
+    return this.nets.get(id.slice(0, i))?.virts.get(id.slice(i + 1));
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * geneve (static) and geneve/e2e (learning). A Geneve device is point-to-point, so a net gets
+ * one Geneve port per remote phys on its bridge. Broadcast is replicated by the bridge to all
+ * of them. The static type programs every remote MAC on the port toward its phys and turns
+ * learning and unknown-unicast flooding off; geneve/e2e lets the bridge learn.
+ */
+import type { LinkObject } from '../compile/state.js';
+import type { NetCompileContext, NetworkType } from './plugin.js';
+import { STATIC_PORT, staticBridgeEntries, tunnelLink } from './common.js';
+
+export const GENEVE_PORT = 6081;
+
+function genevePorts(ctx: NetCompileContext, brport?: LinkObject['brport']): LinkObject[] {
+  const links: LinkObject[] = [];
+  for (const r of ctx.remotes) {
+    if (!r.ip) continue;
+    const attrs: LinkObject['attrs'] = { id: ctx.net.vid ?? 0, remote: r.ip };
+    if (ctx.settings.options.ttl !== undefined) attrs.ttl = ctx.settings.options.ttl;
+    attrs.dstport = ctx.port;
+    links.push(tunnelLink(ctx, 'geneve', ctx.ifname('g', r.name), `geneve:${r.name}`, attrs, brport));
+  }
+  return links;
+}
+
+const common = {
+  family: 'geneve',
+  defaultPort: GENEVE_PORT,
+  idRange: [1, 16777215],
+  needsPhysIp: true,
+  needsGroup: false,
+  overhead: (family: 4 | 6) => (family === 6 ? 70 : 50),
+  needs: { links: ['bridge', 'geneve'] },
+} as const;
+
+export const geneveStatic: NetworkType = {
+  ...common,
+  name: 'geneve',
+  summary: 'Geneve with every MAC programmed (no learning, no unknown-unicast flooding)',
+  needsMac: true,
+  learning: false,
+  compile(ctx) {
+    const ports = genevePorts(ctx, STATIC_PORT);
+    return [...ports, ...staticBridgeEntries(ctx, (phys) => ctx.ifname('g', phys))];
+  },
+};
+
+export const geneveE2e: NetworkType = {
+  ...common,
+  name: 'geneve/e2e',
+  summary: 'Geneve with a tunnel port per remote phys; MACs are learned',
+  needsMac: false,
+  learning: true,
+  compile(ctx) {
+    return genevePorts(ctx);
+  },
+};

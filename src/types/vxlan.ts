@@ -1,0 +1,35 @@
+/** Helpers for the VXLAN family (vxlan/mcast, vxlan/e2e, vxlan/static, vxvde). */
+import type { LinkObject } from '../compile/state.js';
+import type { NetCompileContext } from './plugin.js';
+import { tunnelLink } from './common.js';
+
+export const VXLAN_PORT = 4789;
+
+export function vxlanOverhead(family: 4 | 6): number {
+  return family === 6 ? 70 : 50;
+}
+
+export interface VxlanOptions {
+  vni: number;
+  learning: boolean;
+  group?: string;
+  ttl?: number;
+  srcport?: [number, number];
+  /** Underlay device (default: the phys interface). */
+  dev?: string;
+  brport?: LinkObject['brport'];
+}
+
+/** The net's VXLAN device, in iproute2's argument order. */
+export function vxlanLink(ctx: NetCompileContext, o: VxlanOptions): LinkObject {
+  const attrs: LinkObject['attrs'] = { id: o.vni };
+  if (o.group) attrs.group = o.group;
+  if (ctx.local.ip) attrs.local = ctx.local.ip;
+  const dev = o.dev ?? ctx.local.if;
+  if (dev) attrs.dev = dev;
+  if (o.ttl !== undefined) attrs.ttl = o.ttl;
+  attrs.dstport = ctx.port;
+  if (o.srcport) attrs.srcport = `${o.srcport[0]} ${o.srcport[1]}`;
+  attrs.learning = o.learning;
+  return tunnelLink(ctx, 'vxlan', ctx.ifname('x'), 'vxlan', attrs, o.brport);
+}
