@@ -24,6 +24,30 @@ export class KernelError extends Error {
   }
 }
 
+export interface BatchFailure {
+  /** 1-based line of the batch. */
+  line: number;
+  text: string;
+  message: string;
+}
+
+/** Split `-force -batch` stderr ("msg... / Command failed -:N" groups) into failures. */
+export function parseForceErrors(stderr: string, lines: string[]): BatchFailure[] {
+  const out: BatchFailure[] = [];
+  let msg: string[] = [];
+  for (const l of stderr.split('\n')) {
+    const m = /^Command failed -:(\d+)/.exec(l.trim());
+    if (m) {
+      const line = Number(m[1]);
+      out.push({ line, text: lines[line - 1] ?? '', message: msg.join('; ') || 'failed' });
+      msg = [];
+    } else if (l.trim()) {
+      msg.push(l.trim());
+    }
+  }
+  return out;
+}
+
 export interface RunResult {
   stdout: string;
   stderr: string;
@@ -121,6 +145,25 @@ export class Kernel {
     } catch (e) {
       throw new KernelError(`${tool} ${args.join(' ')}: unparsable JSON output (${(e as Error).message})`, this.argv(tool, jsonArgs), '', 0);
     }
+  }
+
+  /**
+   * Send iproute2 lines in one process with `-force`: every line is tried even after a
+   * failure. Returns the failed lines (1-based) with the kernel's message; [] when all succeeded.
+   */
+  async batchForce(tool: Exclude<Tool, 'nft'>, lines: string[]): Promise<BatchFailure[]> {
+    if (lines.length === 0) return [];
+    const argv = this.argv(tool, ['-force', '-batch', '-']);
+    this.stats.processes++;
+    this.stats.operations += lines.length;
+    const r = await spawnCollect(argv, lines.join('\n') + '\n', this.timeoutMs);
+    if (r.error) throw new KernelError(`${argv[0]}: ${r.error.message}`, argv, '', null);
+    if (r.code === 0) return [];
+    const failures = parseForceErrors(r.stderr, lines);
+    if (failures.length === 0) {
+      throw new KernelError(`${argv.join(' ')}: ${r.stderr.trim() || `exit code ${r.code}`}`, argv, r.stderr, r.code);
+    }
+    return failures;
   }
 
   /**

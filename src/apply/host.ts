@@ -1,0 +1,149 @@
+/**
+ * The reconciler's entry points for one host: plan, apply, status, destroy. Each reads the
+ * kernel (no hidden state), compiles the model for the local phys, diffs, and (for apply and
+ * destroy) executes the difference, under a per-host lock.
+ */
+import { hostname } from 'node:os';
+import type { Netmodel, Phys } from '../model/netmodel.js';
+import { normalizeIp } from '../model/addr.js';
+import { compileHost, type HostFacts } from '../compile/compile.js';
+import { HostState } from '../compile/state.js';
+import { Kernel } from '../kernel/exec.js';
+import { readHostState, type ReadResult } from '../kernel/read.js';
+import { acquireLock } from '../kernel/lock.js';
+import { probeFeatures } from '../kernel/probe.js';
+import { planChanges, type Plan } from '../plan/plan.js';
+import { validate } from '../validate/validate.js';
+import type { Problem } from '../validate/problem.js';
+import { executePlan, type ExecuteReport } from './execute.js';
+
+export interface HostOptions {
+  /** The local phys: by name, by this host's hostname, or by one of its IPs. Default: the model's claimed-local phys, else this host's hostname, else a phys whose IP is on this host. */
+  phys?: string;
+  /** Work inside this network namespace. */
+  netns?: string;
+  /** Use this kernel handle (counts operations; tests pass their own). */
+  kernel?: Kernel;
+}
+
+export class ModelInvalidError extends Error {
+  constructor(readonly problems: Problem[]) {
+    super(`the model is invalid (${problems.filter((p) => p.severity === 'error').length} problem(s)); nothing was applied`);
+  }
+}
+
+export class UsageError extends Error {}
+
+export interface HostPlan {
+  phys: Phys;
+  kernel: Kernel;
+  read: ReadResult;
+  desired: HostState;
+  plan: Plan;
+  /** Validation problems (warnings, and missing VM interfaces, which block only their own steps). */
+  problems: Problem[];
+  /** Compiler remarks (MTU). */
+  warnings: string[];
+}
+
+/** Problems that do not stop an apply: they block only the steps that need the missing thing. */
+const NON_BLOCKING = new Set(['interface-missing']);
+
+function hostAddresses(read: ReadResult): Set<string> {
+  const out = new Set<string>();
+  for (const l of read.links.values()) for (const a of l.addresses) out.add(normalizeIp(a.split('/')[0] ?? '') ?? a);
+  return out;
+}
+
+/** Which phys is this host? */
+export function selectLocalPhys(model: Netmodel, read: ReadResult, wanted?: string): Phys {
+  const physes = [...model.physes.values()];
+  const names = physes.map((p) => p.name).join(', ') || '(none)';
+  if (wanted !== undefined) {
+    const byName = model.phys(wanted);
+    if (byName) return byName;
+    const ip = normalizeIp(wanted);
+    const byIp = ip ? physes.find((p) => p.ip && normalizeIp(p.ip) === ip) : undefined;
+    if (byIp) return byIp;
+    throw new UsageError(`--phys ${wanted}: no phys has that name or IP (physes: ${names})`);
+  }
+  if (model.localPhyses.size === 1) return [...model.localPhyses][0]!;
+  if (model.localPhyses.size > 1) throw new UsageError(`more than one phys is claimed local (${[...model.localPhyses].map((p) => p.name).join(', ')}); lsdn configures one phys per host`);
+  const host = hostname().split('.')[0];
+  const byHost = physes.find((p) => p.name === host);
+  if (byHost) return byHost;
+  const addrs = hostAddresses(read);
+  const byAddr = physes.filter((p) => p.ip && addrs.has(normalizeIp(p.ip) ?? p.ip));
+  if (byAddr.length === 1) return byAddr[0]!;
+  throw new UsageError(`cannot tell which phys this host is (hostname "${hostname()}", no single phys IP found here); name it with --phys (physes: ${names})`);
+}
+
+export function hostFacts(read: ReadResult): HostFacts & { mtu: Map<string, number>; interfaces: Set<string> } {
+  const mtu = new Map<string, number>();
+  for (const l of read.links.values()) mtu.set(l.name, l.mtu);
+  return { mtu, interfaces: new Set(read.links.keys()) };
+}
+
+/** Read the host, validate the model for it and compute the plan. Changes nothing. */
+export async function planHost(model: Netmodel, opts: HostOptions = {}): Promise<HostPlan> {
+  const kernel = opts.kernel ?? new Kernel({ netns: opts.netns });
+  const read = await readHostState(kernel, { context: model.name });
+  const phys = selectLocalPhys(model, read, opts.phys);
+  const facts = hostFacts(read);
+  const problems = validate(model, { physes: [phys.name], host: { interfaces: facts.interfaces, mtu: facts.mtu } });
+  if (problems.some((p) => p.severity === 'error' && !NON_BLOCKING.has(p.code))) throw new ModelInvalidError(problems);
+  const desired = compileHost(model, phys.name, facts);
+  const plan = planChanges(desired, read.state, { links: facts.interfaces });
+  return { phys, kernel, read, desired, plan, problems, warnings: desired.warnings };
+}
+
+/** Link types a plan creates that this host has none of yet: probe them before applying. */
+async function checkFeatures(hp: HostPlan): Promise<void> {
+  const present = new Set([...hp.read.links.values()].map((l) => l.type));
+  const wanted = new Set<string>();
+  for (const o of hp.desired.objects.values()) if (o.kind === 'link' && !present.has(o.type)) wanted.add(o.type);
+  if (wanted.size === 0) return;
+  const features = await probeFeatures();
+  const missing = [...wanted].filter((t) => features.links[t] === false);
+  if (missing.length) {
+    throw new UsageError(
+      `this kernel cannot create ${missing.join(', ')} links, which the model needs on ${hp.phys.name} (see \`lsdn doctor\`); nothing was applied`,
+    );
+  }
+}
+
+function lockScope(kernel: Kernel): string {
+  return kernel.netns ? `netns-${kernel.netns}` : 'host';
+}
+
+export function requireRoot(verb: string): void {
+  if (process.getuid && process.getuid() !== 0) throw new UsageError(`lsdn ${verb} changes network interfaces and must run as root`);
+}
+
+/** Converge the host on the model. */
+export async function applyHost(model: Netmodel, opts: HostOptions = {}): Promise<HostPlan & { report: ExecuteReport }> {
+  const kernel = opts.kernel ?? new Kernel({ netns: opts.netns });
+  const release = acquireLock(lockScope(kernel));
+  try {
+    const hp = await planHost(model, { ...opts, kernel });
+    await checkFeatures(hp);
+    const report = await executePlan(kernel, hp.plan);
+    return { ...hp, report };
+  } finally {
+    release();
+  }
+}
+
+/** Remove everything lsdn owns on this host (of one context, when given). */
+export async function destroyHost(opts: { netns?: string; kernel?: Kernel; context?: string } = {}): Promise<{ plan: Plan; report: ExecuteReport }> {
+  const kernel = opts.kernel ?? new Kernel({ netns: opts.netns });
+  const release = acquireLock(lockScope(kernel));
+  try {
+    const read = await readHostState(kernel, opts.context !== undefined ? { context: opts.context } : {});
+    const plan = planChanges(new HostState(), read.state, { links: new Set(read.links.keys()) });
+    const report = await executePlan(kernel, plan);
+    return { plan, report };
+  } finally {
+    release();
+  }
+}

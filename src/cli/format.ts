@@ -1,0 +1,49 @@
+/** Human output of plans, apply reports and problems. */
+import type { Plan, Step } from '../plan/plan.js';
+import type { ExecuteReport } from '../apply/execute.js';
+import { formatProblem, type Problem } from '../validate/problem.js';
+
+const SYMBOL: Record<Step['action'], string> = { create: '+', delete: '-', update: '~', recreate: '±' };
+
+export function formatStep(s: Step, withCommands = true): string {
+  const lines = [`${SYMBOL[s.action]} ${s.action} ${s.key}${s.changes?.length ? `: ${s.changes.join(', ')}` : ''}`];
+  if (s.blocked) lines.push(`    BLOCKED: ${s.blocked}`);
+  if (withCommands) for (const c of s.commands) lines.push(`    ${c.tool} ${c.line}`);
+  return lines.join('\n');
+}
+
+export function formatPlan(plan: Plan, header: string): string {
+  if (plan.steps.length === 0) return `${header}: no changes`;
+  const counts = new Map<string, number>();
+  for (const s of plan.steps) counts.set(s.action, (counts.get(s.action) ?? 0) + 1);
+  const summary = [...counts].map(([a, n]) => `${n} to ${a}`).join(', ');
+  return [`${header}: ${plan.steps.length} change(s) (${summary})`, ...plan.steps.map((s) => formatStep(s))].join('\n');
+}
+
+export function planJson(plan: Plan): unknown {
+  return plan.steps.map((s) => ({ action: s.action, key: s.key, changes: s.changes ?? [], blocked: s.blocked ?? null, commands: s.commands }));
+}
+
+export function formatReport(report: ExecuteReport, header: string): string {
+  const done = report.results.filter((r) => r.status === 'done').length;
+  const lines = [`${header}: ${done} of ${report.results.length} change(s) applied (${report.operations} kernel operations in ${report.processes} process(es))`];
+  for (const r of report.results) {
+    if (r.status === 'done') continue;
+    lines.push(`  ${r.status.toUpperCase()}: ${r.step.action} ${r.step.key}: ${r.error ?? ''}${r.failedLine ? ` [${r.failedLine}]` : ''}`);
+  }
+  if (!report.ok) lines.push('  Fix the cause and apply again: lsdn converges from any state.');
+  return lines.join('\n');
+}
+
+export function reportJson(report: ExecuteReport): unknown {
+  return {
+    ok: report.ok,
+    operations: report.operations,
+    processes: report.processes,
+    steps: report.results.map((r) => ({ status: r.status, action: r.step.action, key: r.step.key, error: r.error ?? null, failedLine: r.failedLine ?? null })),
+  };
+}
+
+export function formatProblems(problems: Problem[]): string {
+  return problems.map(formatProblem).join('\n');
+}

@@ -1,0 +1,96 @@
+/**
+ * The compiler: (netmodel, local phys, host facts) -> the desired kernel state of that host.
+ * Pure and deterministic. Common to every type: one bridge per net attached here and the
+ * local virts' interfaces as its ports; the net's type plug-in adds its uplinks and entries.
+ */
+import type { Net, Netmodel, Phys, Virt } from '../model/netmodel.js';
+import { networkType, settingsPort } from '../types/registry.js';
+import { STATIC_PORT, familyOf } from '../types/common.js';
+import type { NetCompileContext } from '../types/plugin.js';
+import { HostState, type KernelObject, type PortObject } from './state.js';
+import { netAlias, ownedIfname } from './names.js';
+
+/** What the compiler needs to know about the host besides the model. */
+export interface HostFacts {
+  /** MTU of interfaces by name (the underlay's, when the model gives none). */
+  mtu?: ReadonlyMap<string, number>;
+}
+
+export const DEFAULT_UNDERLAY_MTU = 1500;
+
+function byName<T extends { name: string }>(a: T, b: T): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+function byId(a: Virt, b: Virt): number {
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
+export function underlayMtu(phys: Phys, facts: HostFacts = {}): number {
+  return phys.mtu ?? (phys.if ? facts.mtu?.get(phys.if) : undefined) ?? DEFAULT_UNDERLAY_MTU;
+}
+
+/** The MTU of a net's overlay on a phys: the net's own, else underlay minus encapsulation overhead. */
+export function overlayMtu(net: Net, phys: Phys, facts: HostFacts = {}): number | undefined {
+  const settings = net.effectiveSettings();
+  if (!settings) return undefined;
+  return net.mtu ?? underlayMtu(phys, facts) - networkType(settings.type).overhead(familyOf(phys.ip));
+}
+
+/** Nets that have kernel state on `phys`: those attached to it, in declaration order. */
+export function localNets(model: Netmodel, phys: Phys): Net[] {
+  return [...model.nets.values()].filter((n) => n.physes.has(phys));
+}
+
+export interface NetObjects {
+  net: Net;
+  objects: KernelObject[];
+}
+
+/** The desired objects of one net on one phys. */
+export function compileNet(model: Netmodel, net: Net, local: Phys, facts: HostFacts = {}): KernelObject[] {
+  const settings = net.effectiveSettings();
+  if (!settings) return [];
+  const type = networkType(settings.type);
+  const bridge = ownedIfname(model.name, 'b', net.name);
+  const virtMtu = overlayMtu(net, local, facts) ?? DEFAULT_UNDERLAY_MTU;
+  const virts = [...net.virts.values()].filter((v) => v.phys && v.if).sort(byId);
+  const ctx: NetCompileContext = {
+    net,
+    settings,
+    local,
+    remotes: [...net.physes].filter((p) => p !== local).sort(byName),
+    bridge,
+    localVirts: virts.filter((v) => v.phys === local),
+    remoteVirts: virts.filter((v) => v.phys !== local && v.phys && net.physes.has(v.phys)),
+    port: settingsPort(settings.type, settings.options.port) ?? 0,
+    underlayMtu: underlayMtu(local, facts),
+    virtMtu,
+    alias: (suffix) => netAlias(model.name, net.name, suffix),
+    ifname: (kind, qualifier) => ownedIfname(model.name, kind, net.name, qualifier),
+  };
+  const objects: KernelObject[] = [{ kind: 'link', name: bridge, type: 'bridge', alias: ctx.alias(), up: true, attrs: {} }];
+  objects.push(...type.compile(ctx));
+  for (const v of ctx.localVirts) {
+    const port: PortObject = { kind: 'port', name: v.if as string, master: bridge, up: true, mtu: v.mtu ?? virtMtu };
+    if (!type.learning) port.brport = { ...STATIC_PORT };
+    objects.push(port);
+  }
+  return objects;
+}
+
+/** The desired kernel state of the host `physName`. */
+export function compileHost(model: Netmodel, physName: string, facts: HostFacts = {}): HostState {
+  const local = model.phys(physName);
+  if (!local) throw new Error(`unknown phys "${physName}"`);
+  const state = new HostState();
+  for (const net of localNets(model, local)) {
+    for (const o of compileNet(model, net, local, facts)) state.add(o);
+    const mtu = overlayMtu(net, local, facts);
+    if (mtu !== undefined && mtu < 1500 && [...net.virts.values()].some((v) => v.phys === local)) {
+      state.warnings.push(
+        `net ${net.name}: overlay MTU on ${local.name} is ${mtu}; the VMs' interfaces must use MTU ${mtu} or less (most default to 1500)`,
+      );
+    }
+  }
+  return state;
+}

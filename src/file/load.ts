@@ -1,0 +1,248 @@
+/**
+ * Loads a netmodel file (YAML, or JSON: same parser, same schema) into a Netmodel through
+ * the builder API, remembering where every object and field was written. Problems of the
+ * file itself (syntax, unknown keys, wrong types, unknown references) come back located;
+ * semantic problems are validate()'s.
+ */
+import { readFile } from 'node:fs/promises';
+import { LineCounter, parseDocument, isMap, isPair, isScalar, type Document, type Node } from 'yaml';
+import type { ZodError, ZodType } from 'zod';
+import { Netmodel, type Direction, type RuleSpec, isNetworkType } from '../model/netmodel.js';
+import type { SourceLoc } from '../model/location.js';
+import { parseRate, parseSize } from '../model/units.js';
+import type { Problem } from '../validate/problem.js';
+import {
+  fileSchema, netSchema, physSchema, rateSchema, settingsSchema, virtSchema,
+  type SettingsFile,
+} from './schema.js';
+
+export interface LoadResult {
+  /** The model, unless the file could not be read as a netmodel at all. */
+  model?: Netmodel;
+  problems: Problem[];
+}
+
+type Path = (string | number)[];
+
+class Locator {
+  constructor(
+    private readonly doc: Document,
+    private readonly lc: LineCounter,
+    readonly file: string,
+  ) {}
+
+  private at(offset: number): SourceLoc {
+    const { line, col } = this.lc.linePos(offset);
+    return { file: this.file, line, col };
+  }
+
+  /** Location of the value at `path` (falls back to the nearest ancestor). */
+  value(path: Path): SourceLoc | undefined {
+    for (let n = path.length; n >= 0; n--) {
+      const node = this.doc.getIn(path.slice(0, n), true) as Node | undefined;
+      if (node && typeof node === 'object' && 'range' in node && node.range) return this.at(node.range[0]);
+    }
+    return undefined;
+  }
+
+  /** Location of the key that names the last element of `path` (an object's name). */
+  key(path: Path): SourceLoc | undefined {
+    const parent = this.doc.getIn(path.slice(0, -1), true);
+    const last = path[path.length - 1];
+    if (isMap(parent)) {
+      for (const item of parent.items) {
+        if (isPair(item) && isScalar(item.key) && String(item.key.value) === String(last) && item.key.range) {
+          return this.at(item.key.range[0]);
+        }
+      }
+    }
+    return this.value(path);
+  }
+
+  /** Locations of every field of the mapping at `path`. */
+  fields(path: Path): Record<string, SourceLoc | undefined> {
+    const out: Record<string, SourceLoc | undefined> = {};
+    const node = this.doc.getIn(path, true);
+    if (isMap(node)) {
+      for (const item of node.items) {
+        if (isPair(item) && isScalar(item.key)) out[String(item.key.value)] = this.value([...path, String(item.key.value)]);
+      }
+    }
+    return out;
+  }
+}
+
+function objectName(path: Path): string {
+  const [section, name, sub, subName] = path;
+  if (section === 'settings') return `settings ${String(name)}`;
+  if (section === 'physes') return `phys ${String(name)}`;
+  if (section === 'nets' && sub === 'virts' && subName !== undefined) return `virt ${String(name)}/${String(subName)}`;
+  if (section === 'nets' && name !== undefined) return `net ${String(name)}`;
+  return 'netmodel';
+}
+
+export function loadModelText(text: string, file = '<input>'): LoadResult {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: true, prettyErrors: false });
+  const loc = new Locator(doc, lc, file);
+  const problems: Problem[] = [];
+  const problem = (code: string, path: Path, message: string, at?: SourceLoc) =>
+    problems.push({ code, severity: 'error', message, object: objectName(path), loc: at ?? loc.value(path) });
+
+  for (const e of doc.errors) {
+    const pos = e.linePos?.[0];
+    const message = e.code === 'DUPLICATE_KEY' ? `duplicate name: ${e.message.split('\n')[0]}` : e.message.split('\n')[0] ?? e.message;
+    problems.push({
+      code: e.code === 'DUPLICATE_KEY' ? 'duplicate-name' : 'syntax',
+      severity: 'error',
+      message,
+      object: 'netmodel',
+      loc: pos ? { file, line: pos.line, col: pos.col } : undefined,
+    });
+  }
+  if (doc.errors.length) return { problems };
+
+  const root: unknown = doc.toJS() ?? {};
+
+  /** Check one object against its schema; report every issue, located. */
+  function check<T>(schema: ZodType<T>, value: unknown, path: Path): T | undefined {
+    const r = schema.safeParse(value);
+    if (r.success) return r.data;
+    for (const issue of (r.error as ZodError).issues) {
+      const p: Path = [...path, ...(issue.path as Path)];
+      if (issue.code === 'unrecognized_keys') {
+        for (const k of issue.keys) problem('unknown-field', [...p, k], `unknown field "${k}"`, loc.key([...p, k]));
+      } else {
+        const field = issue.path.length ? `${issue.path.join('.')}: ` : '';
+        problem('invalid-field', p, `${field}${issue.message}`);
+      }
+    }
+    return undefined;
+  }
+
+  const top = check(fileSchema, root, []);
+  if (!top) return { problems };
+  const model = new Netmodel(top.name ?? 'lsdn');
+  model.setLoc(loc.value([]), { name: loc.value(['name']) });
+
+  // settings
+  for (const [sname, raw] of Object.entries(top.settings ?? {})) {
+    const path = ['settings', sname];
+    let spec: SettingsFile | undefined;
+    if (typeof raw === 'string') {
+      const parsed = parseVxvdeUrl(raw);
+      if ('error' in parsed) problem('settings-url-invalid', path, parsed.error);
+      else spec = parsed;
+    } else {
+      spec = check(settingsSchema, raw, path);
+    }
+    if (!spec || !isNetworkType(spec.type)) continue;
+    model
+      .addSettings(spec.type, { name: sname, port: spec.port, mcastIp: spec.mcastIp, ttl: spec.ttl, vni: spec.vni, iface: spec.if })
+      .setLoc(loc.key(path), loc.fields(path));
+  }
+
+  // physes
+  const physNets: [string, string, Path][] = [];
+  for (const [pname, raw] of Object.entries(top.physes ?? {})) {
+    const path = ['physes', pname];
+    const spec = check(physSchema, raw ?? {}, path);
+    if (!spec) continue;
+    model.addPhys(pname, { if: spec.if, ip: spec.ip, mtu: spec.mtu }).setLoc(loc.key(path), loc.fields(path));
+    spec.nets?.forEach((n, i) => physNets.push([pname, n, [...path, 'nets', i]]));
+  }
+
+  // nets and their virts
+  for (const [nname, raw] of Object.entries(top.nets ?? {})) {
+    const path = ['nets', nname];
+    const spec = check(netSchema, raw ?? {}, path);
+    if (!spec) continue;
+    const vid = spec.vid ?? (/^\d+$/.test(nname) ? Number(nname) : undefined);
+    const net = model.addNet(nname, { vid, settings: spec.settings, mtu: spec.mtu }).setLoc(loc.key(path), loc.fields(path));
+    spec.physes?.forEach((p, i) => {
+      const phys = model.phys(p);
+      if (phys) net.attach(phys);
+      else problem('unknown-phys', [...path, 'physes', i], `unknown phys "${p}"`);
+    });
+    for (const [vname, vraw] of Object.entries(spec.virts ?? {})) {
+      const vpath = [...path, 'virts', vname];
+      const v = check(virtSchema, vraw ?? {}, vpath);
+      if (!v) continue;
+      const virt = net.virt(vname, {
+        mac: v.mac,
+        ips: v.ip === undefined ? [] : Array.isArray(v.ip) ? v.ip : [v.ip],
+        mtu: v.mtu,
+      });
+      virt.setLoc(loc.key(vpath), loc.fields(vpath));
+      if (v.phys !== undefined || v.if !== undefined) virt.connect(v.phys, v.if);
+      v.rules?.forEach(({ dir, ...rule }, i) => {
+        const rpath = [...vpath, 'rules', i];
+        virt.rule(dir, rule as RuleSpec).setLoc(loc.value(rpath), loc.fields(rpath));
+      });
+      for (const dir of ['in', 'out'] as Direction[]) {
+        const rpath = [...vpath, 'rate', dir];
+        const r = v.rate?.[dir];
+        if (!r) continue;
+        const spec = check(rateSchema, r, rpath);
+        if (!spec) continue;
+        try {
+          const rate = {
+            avg: parseRate(spec.avg),
+            burst: parseSize(spec.burst),
+            ...(spec.peak !== undefined ? { peak: parseRate(spec.peak) } : {}),
+          };
+          virt.rate(dir, rate);
+          virt.rates[dir]?.setLoc(loc.value(rpath), loc.fields(rpath));
+        } catch (e) {
+          problem('rate-invalid', rpath, (e as Error).message);
+        }
+      }
+    }
+  }
+
+  for (const [pname, nname, path] of physNets) {
+    const net = model.net(nname);
+    if (net) net.attach(model.phys(pname)!);
+    else problem('unknown-net', path, `unknown net "${nname}"`);
+  }
+  // A virt on a phys implies the phys is attached to the virt's net.
+  for (const v of model.virts()) if (v.phys) v.net.attach(v.phys);
+
+  return { model, problems };
+}
+
+export async function loadModelFile(file: string): Promise<LoadResult> {
+  const text = await readFile(file, 'utf8');
+  return loadModelText(text, file);
+}
+
+/** Parse "vxvde://[GROUP][/opt=val]..." into vxvde settings. */
+export function parseVxvdeUrl(url: string): SettingsFile | { error: string } {
+  const m = /^vxvde:\/\/([^/]*)((?:\/[^/]*)*)$/.exec(url.trim());
+  if (!m) return { error: `invalid vxvde URL "${url}"` };
+  const out: SettingsFile = { type: 'vxvde' };
+  if (m[1]) out.mcastIp = m[1].replace(/^\[|\]$/g, '');
+  for (const opt of (m[2] ?? '').split('/').filter(Boolean)) {
+    const [k, v] = opt.split('=', 2);
+    const num = Number(v);
+    switch (k) {
+      case 'port':
+      case 'vni':
+      case 'ttl':
+        if (v === undefined || !/^\d+$/.test(v)) return { error: `vxvde URL option ${k} needs a number, got "${v ?? ''}"` };
+        out[k] = num;
+        break;
+      case 'if':
+        if (!v) return { error: 'vxvde URL option if needs an interface name' };
+        out.if = v;
+        break;
+      case 'v4':
+      case 'v6':
+        if (!out.mcastIp) out.mcastIp = k === 'v6' ? 'ff05:56de::1' : '239.0.0.1';
+        break;
+      default:
+        return { error: `unsupported vxvde URL option "${k}" (lsdn supports port, vni, ttl, if, v4, v6)` };
+    }
+  }
+  return out;
+}

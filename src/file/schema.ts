@@ -1,0 +1,110 @@
+/**
+ * The netmodel file format (YAML or JSON, one schema). The zod schemas here are the single
+ * source of the format: the loader checks each object with them, and `npm run schema`
+ * generates schema/netmodel.schema.json from them for editor completion.
+ */
+import { z } from 'zod';
+import { NETWORK_TYPES } from '../model/netmodel.js';
+
+const name = z.string().min(1);
+const int = z.number().int();
+const rateValue = z.union([z.string(), z.number()]).describe('rate: bits/s, or with a unit: bit kbit mbit gbit (1024-based), bps kbps mbps (bytes/s)');
+const sizeValue = z.union([z.string(), z.number()]).describe('size: bytes, or with a unit: kb mb gb, kbit mbit (1024-based)');
+
+export const settingsSchema = z
+  .object({
+    type: z.enum(NETWORK_TYPES).describe('network type'),
+    port: int.optional().describe('UDP port of the overlay (vxlan 4789, geneve 6081, vxvde 14789 by default)'),
+    mcastIp: z.string().optional().describe('multicast group (vxlan/mcast; vxvde, default 239.0.0.1)'),
+    ttl: int.optional().describe('multicast TTL (vxlan/mcast, vxvde)'),
+    vni: int.optional().describe('vxvde: VNI of its nets when they give no vid (default 1)'),
+    if: z.string().optional().describe('vxvde: interface for the multicast join (default: the phys interface)'),
+  })
+  .strict();
+
+/** Settings may also be written as a vxvde URL: "vxvde://239.0.0.1/port=14789/vni=1". */
+export const settingsEntrySchema = z.union([settingsSchema, z.string().regex(/^vxvde:\/\//, 'a settings object or a vxvde:// URL')]);
+
+export const ruleSchema = z
+  .object({
+    dir: z.enum(['in', 'out']).describe('in: toward the VM, out: from the VM'),
+    priority: int.describe('0..32767, lower first'),
+    action: z.enum(['drop', 'accept']).default('drop'),
+    srcIp: z.string().optional().describe('source IPv4/IPv6 prefix'),
+    dstIp: z.string().optional(),
+    srcMac: z.string().optional().describe('MAC, optionally /MASK'),
+    dstMac: z.string().optional(),
+    proto: z.enum(['tcp', 'udp', 'icmp', 'icmpv6', 'sctp']).optional(),
+    srcPort: z.union([int, z.string()]).optional().describe('port or range "lo-hi" (tcp, udp, sctp)'),
+    dstPort: z.union([int, z.string()]).optional(),
+    icmpType: z.union([int, z.string()]).optional(),
+  })
+  .strict();
+
+export const rateSchema = z
+  .object({
+    avg: rateValue.describe('average rate'),
+    burst: sizeValue.describe('burst size'),
+    peak: rateValue.optional().describe('peak rate'),
+  })
+  .strict();
+
+export const virtSchema = z
+  .object({
+    phys: name.optional().describe('phys the virt is connected to'),
+    if: z.string().optional().describe('host-side interface (tap/veth) on that phys'),
+    mac: z.string().optional(),
+    ip: z.union([z.string(), z.array(z.string())]).optional().describe('address(es) with prefix length'),
+    mtu: int.optional(),
+    rules: z.array(ruleSchema).optional().describe('firewall rules'),
+    rate: z.object({ in: rateSchema.optional(), out: rateSchema.optional() }).strict().optional(),
+  })
+  .strict();
+
+export const netSchema = z
+  .object({
+    vid: int.optional().describe('VLAN id / VNI (default: the net name when it is a number)'),
+    settings: name.optional().describe('settings name (default: "default", or the only settings)'),
+    mtu: int.optional(),
+    physes: z.array(name).optional().describe('physes attached even without virts there'),
+    virts: z.record(z.string(), z.unknown()).optional(),
+  })
+  .strict();
+
+export const physSchema = z
+  .object({
+    if: z.string().optional().describe('underlay interface'),
+    ip: z.string().optional().describe('underlay IP address'),
+    mtu: int.optional().describe('underlay MTU (default: read from the interface)'),
+    nets: z.array(name).optional().describe('nets attached even without virts here'),
+  })
+  .strict();
+
+export const fileSchema = z
+  .object({
+    name: z.string().optional().describe('context name (default "lsdn"); marks the kernel objects this model owns'),
+    settings: z.record(z.string(), z.unknown()).optional(),
+    nets: z.record(z.string(), z.unknown()).optional(),
+    physes: z.record(z.string(), z.unknown()).optional(),
+  })
+  .strict();
+
+/** The whole file with every nested object typed: the source of the generated JSON Schema. */
+export const fullFileSchema = fileSchema.extend({
+  settings: z.record(z.string(), settingsEntrySchema).optional(),
+  nets: z.record(z.string(), netSchema.extend({ virts: z.record(z.string(), virtSchema).optional() })).optional(),
+  physes: z.record(z.string(), physSchema).optional(),
+});
+
+export type SettingsFile = z.infer<typeof settingsSchema>;
+export type VirtFile = z.infer<typeof virtSchema>;
+export type NetFile = z.infer<typeof netSchema>;
+export type PhysFile = z.infer<typeof physSchema>;
+
+export function jsonSchema(): object {
+  return {
+    ...z.toJSONSchema(fullFileSchema, { io: 'input' }),
+    $id: 'https://lsdn.dev/schema/netmodel.schema.json',
+    title: 'lsdn netmodel',
+  };
+}

@@ -1,0 +1,25 @@
+/**
+ * lsdn as a library. The CLI is a thin client of these functions.
+ *
+ *   import { Netmodel, validate, compileHost, planHost, applyHost } from 'lsdn';
+ */
+export * from './model/netmodel.js';
+export * from './model/location.js';
+export { parseRate, parseSize } from './model/units.js';
+export { loadModelFile, loadModelText, type LoadResult } from './file/load.js';
+export { dumpYaml, dumpJson, dumpLsdnJson, modelToFile } from './file/dump.js';
+export { jsonSchema } from './file/schema.js';
+export { validate, hasErrors, type ValidateOptions } from './validate/validate.js';
+export { formatProblem, type Problem, type Severity } from './validate/problem.js';
+export { compileHost, compileNet, type HostFacts } from './compile/compile.js';
+export * from './compile/state.js';
+export { planChanges, isEmptyPlan, planOperations, type Plan, type Step } from './plan/plan.js';
+export { executePlan, type ExecuteReport, type StepResult } from './apply/execute.js';
+export { planHost, applyHost, destroyHost, selectLocalPhys, ModelInvalidError, UsageError, type HostOptions, type HostPlan } from './apply/host.js';
+export { Kernel, KernelError } from './kernel/exec.js';
+export { readHostState, type ReadResult } from './kernel/read.js';
+export { probeFeatures, typeSupport, type KernelFeatures } from './kernel/probe.js';
+export { NETWORK_TYPE_PLUGINS, networkType } from './types/registry.js';
+export type { NetworkType, NetCompileContext } from './types/plugin.js';
+export { labUp, labDown, labLayout, labPrefix, type LabLayout } from './lab/lab.js';
+export { labCheck, expectedReachability, formatMatrix, type CheckReport } from './lab/check.js';

@@ -1,0 +1,58 @@
+/**
+ * One apply at a time per host (or per network namespace): an exclusive lock file holding the
+ * owner's pid. A lock left by a dead process is taken over.
+ */
+import { mkdirSync, openSync, closeSync, writeSync, readFileSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+
+export const LOCK_DIR = process.env.LSDN_LOCK_DIR ?? '/run/lsdn';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export class LockBusyError extends Error {
+  constructor(readonly path: string, readonly pid: number) {
+    super(`another lsdn (pid ${pid}) is changing this host (lock ${path}); try again when it has finished`);
+  }
+}
+
+/** Take the lock for `scope` (e.g. "host" or "netns-NAME"); returns the release function. */
+export function acquireLock(scope: string): () => void {
+  mkdirSync(LOCK_DIR, { recursive: true });
+  const path = join(LOCK_DIR, `${scope.replace(/[^A-Za-z0-9_.-]/g, '_')}.lock`);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const fd = openSync(path, 'wx');
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      return () => {
+        try {
+          unlinkSync(path);
+        } catch {
+          /* already gone */
+        }
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      let pid = NaN;
+      try {
+        pid = Number(readFileSync(path, 'utf8'));
+      } catch {
+        continue; // released meanwhile
+      }
+      if (Number.isFinite(pid) && pid > 0 && alive(pid)) throw new LockBusyError(path, pid);
+      try {
+        unlinkSync(path); // stale: its owner died
+      } catch {
+        /* someone else took it over */
+      }
+    }
+  }
+  throw new Error(`could not take the lock in ${LOCK_DIR}`);
+}

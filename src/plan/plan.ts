@@ -1,0 +1,216 @@
+/**
+ * The planner: diff the desired state of a host with its actual (owned) state into an ordered
+ * plan. Pure and deterministic. Order: deletions before creations (a MAC moving between
+ * ports, a link recreated with new immutable attributes), and dependencies first (bridges
+ * before their ports, ports before their FDB entries).
+ */
+import { isDeepStrictEqual } from 'node:util';
+import {
+  HostState, objectKey,
+  type BridgePortFlags, type FdbObject, type KernelObject, type LinkObject, type NeighObject, type AddrObject, type PortObject,
+} from '../compile/state.js';
+import * as r from './render.js';
+import type { Command } from './render.js';
+
+export type StepAction = 'create' | 'delete' | 'update' | 'recreate';
+
+export interface Step {
+  action: StepAction;
+  /** Object key ("link lsb-1a2b3c4d", "fdb lsx-... 02:..:01 master"...). */
+  key: string;
+  /** What changed, for updates and recreations ("mtu 1500 -> 1450"). */
+  changes?: string[];
+  /** Why the step cannot run, when it cannot (e.g. the VM's interface does not exist). */
+  blocked?: string;
+  commands: Command[];
+}
+
+export interface Plan {
+  steps: Step[];
+}
+
+export interface PlanFacts {
+  /** Every link on the host, owned or not (to tell a missing VM interface from a present one). */
+  links?: ReadonlySet<string>;
+}
+
+/** Phases, in execution order. */
+const enum Phase {
+  DeleteEntries,
+  ReleasePorts,
+  DeleteLinks,
+  CreateBridges,
+  CreateLinks,
+  UpdateLinks,
+  Ports,
+  PortFlags,
+  CreateEntries,
+}
+
+interface Staged extends Step {
+  phase: Phase;
+}
+
+function diffFields(from: Record<string, unknown>, to: Record<string, unknown>, keys: string[]): string[] {
+  const out: string[] = [];
+  for (const k of keys) {
+    const a = from[k];
+    const b = to[k];
+    if (b !== undefined && !isDeepStrictEqual(a, b)) out.push(`${k} ${fmt(a)} -> ${fmt(b)}`);
+  }
+  return out;
+}
+
+function fmt(v: unknown): string {
+  if (v === undefined) return '(none)';
+  if (typeof v === 'object') return JSON.stringify(v);
+  return String(v);
+}
+
+/** Flags in `want` that `have` lacks or has otherwise. */
+function flagChanges(have: BridgePortFlags | undefined, want: BridgePortFlags | undefined): BridgePortFlags {
+  const out: BridgePortFlags = {};
+  for (const [k, v] of Object.entries(want ?? {}) as [keyof BridgePortFlags, boolean][]) {
+    if (have?.[k] !== v) out[k] = v;
+  }
+  return out;
+}
+
+/** Immutable attributes of a link that differ (only those the desired state names are compared). */
+function immutableChanges(have: LinkObject, want: LinkObject): string[] {
+  const changes: string[] = [];
+  if (have.type !== want.type) changes.push(`type ${have.type} -> ${want.type}`);
+  if ((want.lower ?? undefined) !== (have.lower ?? undefined)) changes.push(`link ${fmt(have.lower)} -> ${fmt(want.lower)}`);
+  for (const [k, v] of Object.entries(want.attrs)) {
+    if (!isDeepStrictEqual(have.attrs[k], v)) changes.push(`${k} ${fmt(have.attrs[k])} -> ${fmt(v)}`);
+  }
+  return changes;
+}
+
+export function planChanges(desired: HostState, actual: HostState, facts: PlanFacts = {}): Plan {
+  const steps: Staged[] = [];
+  const add = (phase: Phase, action: StepAction, o: KernelObject, commands: Command[], extra: Partial<Step> = {}) => {
+    if (commands.length || extra.blocked) steps.push({ phase, action, key: objectKey(o), commands, ...extra });
+  };
+
+  // Links that disappear or are recreated: whatever hangs on them goes with them.
+  const gone = new Set<string>();
+  for (const [key, have] of actual.objects) {
+    if (have.kind !== 'link') continue;
+    const want = desired.get(key);
+    if (!want) gone.add(have.name);
+    else if (want.kind === 'link' && immutableChanges(have, want).length) gone.add(have.name);
+  }
+  const hangsOnGone = (o: KernelObject): boolean =>
+    (o.kind === 'fdb' || o.kind === 'neigh' || o.kind === 'addr') ? gone.has(o.dev) : o.kind === 'port' ? gone.has(o.master) : o.kind === 'link' && o.master !== undefined && gone.has(o.master);
+
+  // Deletions.
+  for (const [key, have] of actual.objects) {
+    if (desired.get(key)) continue;
+    switch (have.kind) {
+      case 'link':
+        add(Phase.DeleteLinks, 'delete', have, r.deleteLink(have));
+        break;
+      case 'port':
+        if (!gone.has(have.master)) add(Phase.ReleasePorts, 'delete', have, r.releasePort(have));
+        break;
+      case 'fdb':
+        if (!gone.has(have.dev) && !releasedPort(have.dev)) add(Phase.DeleteEntries, 'delete', have, r.deleteFdb(have));
+        break;
+      case 'neigh':
+        if (!gone.has(have.dev)) add(Phase.DeleteEntries, 'delete', have, r.deleteNeigh(have));
+        break;
+      case 'addr':
+        if (!gone.has(have.dev)) add(Phase.DeleteEntries, 'delete', have, r.deleteAddr(have));
+        break;
+      case 'nft':
+        break; // handled by the nft planner (one table, atomic)
+    }
+  }
+
+  /** A master FDB entry on a port that leaves its bridge goes away with the enslavement. */
+  function releasedPort(dev: string): boolean {
+    const port = actual.get(`port ${dev}`);
+    return port !== undefined && !desired.get(`port ${dev}`);
+  }
+
+  // Creations and updates.
+  for (const [key, want] of desired.objects) {
+    const found = actual.get(key);
+    const have = found && !hangsOnGone(found) ? found : undefined;
+    switch (want.kind) {
+      case 'link': {
+        const phase = want.type === 'bridge' ? Phase.CreateBridges : Phase.CreateLinks;
+        const old = found as LinkObject | undefined;
+        if (!old || gone.has(want.name)) {
+          if (!old && facts.links?.has(want.name)) {
+            add(phase, 'create', want, [], { blocked: `interface ${want.name} exists but is not marked as lsdn's (alias "${want.alias}" missing); remove it or set that alias` });
+            break;
+          }
+          const cmds = [...(old ? r.deleteLink(old) : []), ...r.createLink(want)];
+          add(phase, old ? 'recreate' : 'create', want, cmds, old ? { changes: immutableChanges(old, want) } : {});
+          if (want.brport) add(Phase.PortFlags, 'create', want, r.setBridgePortFlags(want.name, want.brport));
+          break;
+        }
+        // Enslaved to a bridge that is being recreated: it is released, so enslave it again.
+        const prev: LinkObject = old.master !== undefined && gone.has(old.master) ? { ...old, master: undefined, brport: undefined } : old;
+        const changes = diffFields(prev as unknown as Record<string, unknown>, want as unknown as Record<string, unknown>, ['alias', 'mtu', 'master', 'up']);
+        if (changes.length) add(Phase.UpdateLinks, 'update', want, r.updateLinkOrPort(want.name, prev, want), { changes });
+        const flags = flagChanges(prev.brport, want.brport);
+        if (Object.keys(flags).length) {
+          add(Phase.PortFlags, 'update', want, r.setBridgePortFlags(want.name, flags), { changes: Object.entries(flags).map(([k, v]) => `${k} -> ${v ? 'on' : 'off'}`) });
+        }
+        break;
+      }
+      case 'port': {
+        const prev = have as PortObject | undefined;
+        if (facts.links && !facts.links.has(want.name)) {
+          add(Phase.Ports, 'create', want, [], { blocked: `interface ${want.name} does not exist on this host` });
+          break;
+        }
+        if (!prev) {
+          add(Phase.Ports, 'create', want, r.attachPort(want));
+          if (want.brport) add(Phase.PortFlags, 'create', want, r.setBridgePortFlags(want.name, want.brport));
+        } else {
+          const changes = diffFields(prev as unknown as Record<string, unknown>, want as unknown as Record<string, unknown>, ['mtu', 'master', 'up']);
+          if (changes.length) add(Phase.Ports, 'update', want, r.updateLinkOrPort(want.name, prev, want), { changes });
+          const flags = flagChanges(prev.brport, want.brport);
+          if (Object.keys(flags).length) {
+            add(Phase.PortFlags, 'update', want, r.setBridgePortFlags(want.name, flags), { changes: Object.entries(flags).map(([k, v]) => `${k} -> ${v ? 'on' : 'off'}`) });
+          }
+        }
+        break;
+      }
+      case 'fdb':
+        if (!have) {
+          const missingDev = want.table === 'master' && facts.links && !facts.links.has(want.dev) && !desired.get(`link ${want.dev}`);
+          if (missingDev) add(Phase.CreateEntries, 'create', want, [], { blocked: `interface ${want.dev} does not exist on this host` });
+          else add(Phase.CreateEntries, 'create', want, r.createFdb(want as FdbObject));
+        }
+        break;
+      case 'neigh':
+        if (!have || (have as NeighObject).mac !== want.mac) add(Phase.CreateEntries, have ? 'update' : 'create', want, r.createNeigh(want));
+        break;
+      case 'addr':
+        if (!have) add(Phase.CreateEntries, 'create', want, r.createAddr(want as AddrObject));
+        break;
+      case 'nft':
+        break;
+    }
+  }
+
+  // Stable order: by phase, then by key within a phase (deterministic output).
+  steps.sort((a, b) => a.phase - b.phase || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  return { steps: steps.map(({ phase: _phase, ...s }) => s) };
+}
+
+export function isEmptyPlan(plan: Plan): boolean {
+  return plan.steps.length === 0;
+}
+
+/** Count of kernel operations (batch lines) the plan will send. */
+export function planOperations(plan: Plan): number {
+  return plan.steps.reduce((n, s) => n + (s.blocked ? 0 : s.commands.length), 0);
+}
+
+export { HostState };
