@@ -23,3 +23,4 @@ export { NETWORK_TYPE_PLUGINS, networkType } from './types/registry.js';
 export type { NetworkType, NetCompileContext } from './types/plugin.js';
 export { labUp, labDown, labLayout, labPrefix, type LabLayout } from './lab/lab.js';
 export { labCheck, expectedReachability, formatMatrix, type CheckReport } from './lab/check.js';
+export { applyInLab } from './lab/apply.js';

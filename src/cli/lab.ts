@@ -1,20 +1,15 @@
 /** `lsdn lab`: simulate every host and VM of a model in namespaces on this machine. */
 import type { Command } from 'commander';
 import { fileURLToPath } from 'node:url';
-import type { Netmodel, Phys } from '../model/netmodel.js';
-import { applyHost, requireRoot } from '../apply/host.js';
+import type { Netmodel } from '../model/netmodel.js';
+import { requireRoot } from '../apply/host.js';
+import { applyInLab } from '../lab/apply.js';
 import { labDown, labLayout, labPrefix, labUp, type LabLayout } from '../lab/lab.js';
 import { formatMatrix, labCheck } from '../lab/check.js';
 import { formatReport } from './format.js';
 import { Exit, err, loadOrExit, out } from './util.js';
 
 export const DEMO_FILE = fileURLToPath(new URL('../../examples/cluster.yaml', import.meta.url));
-
-/** Apply the model on one simulated phys, through the same code path as `lsdn apply --netns`. */
-export async function applyInLab(model: Netmodel, phys: Phys, netns: string): Promise<void> {
-  const r = await applyHost(model, { phys: phys.name, netns });
-  if (!r.report.ok) throw new Error(formatReport(r.report, `apply on simulated phys ${phys.name}`));
-}
 
 async function up(model: Netmodel, prefix: string | undefined, progress: (s: string) => void): Promise<LabLayout> {
   return labUp(model, { ...(prefix ? { prefix } : {}), apply: (phys, netns) => applyInLab(model, phys, netns), onProgress: progress });

@@ -1,0 +1,101 @@
+/**
+ * Golden tests of the pure core: the desired state of a host and the plan that builds it from
+ * nothing, for every network type (also those this kernel cannot run) and both underlay families.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { loadModelText } from '../../src/file/load.js';
+import { compileHost } from '../../src/compile/compile.js';
+import { HostState } from '../../src/compile/state.js';
+import { planChanges } from '../../src/plan/plan.js';
+import { formatPlan } from '../../src/cli/format.js';
+import { NETWORK_TYPES, type Netmodel } from '../../src/model/netmodel.js';
+import { hasErrors, validate } from '../../src/validate/validate.js';
+import { assertGolden } from './golden.js';
+
+function load(text: string): Netmodel {
+  const { model, problems } = loadModelText(text, 'golden.yaml');
+  assert.ok(model, JSON.stringify(problems));
+  const all = [...problems, ...validate(model)];
+  assert.ok(!hasErrors(all), JSON.stringify(all, null, 2));
+  return model;
+}
+
+export function render(model: Netmodel, phys: string): string {
+  const state = compileHost(model, phys, { mtu: new Map([['eth0', 1500]]) });
+  const lines = state.sorted().map((o) => JSON.stringify(o));
+  const plan = planChanges(state, new HostState());
+  return [`# desired state of ${phys}`, ...lines, '', `# ${formatPlan(plan, `plan from an empty host`)}`, ...state.warnings.map((w) => `# warning: ${w}`), ''].join('\n');
+}
+
+/** Two or three hosts, two nets of one type, static MACs, one virt per host and net. */
+function typeModel(type: string, v6 = false): string {
+  const ip = (n: number) => (v6 ? `2001:db8::${n}` : `192.0.2.${n}`);
+  const settings = type === 'vxlan/mcast' ? `{ type: ${type}, mcastIp: ${v6 ? 'ff05::100' : '239.1.1.1'} }` : `{ type: ${type} }`;
+  const direct = type === 'direct';
+  return `
+name: golden
+settings:
+  default: ${settings}
+physes:
+  a: { if: eth0, ip: ${ip(1)} }
+  b: { if: eth0, ip: ${ip(2)} }
+  c: { if: eth0, ip: ${ip(3)} }
+nets:
+  blue:
+    vid: 10
+    virts:
+      a1: { phys: a, if: tap-a1, mac: 02:00:00:00:0a:01 }
+      a2: { phys: a, if: tap-a2, mac: 02:00:00:00:0a:02 }
+      b1: { phys: b, if: tap-b1, mac: 02:00:00:00:0b:01 }
+      c1: { phys: c, if: tap-c1, mac: 02:00:00:00:0c:01 }
+${direct ? '' : `  red:
+    vid: 20
+    virts:
+      a3: { phys: a, if: tap-a3, mac: 02:00:00:00:0a:01 }
+      b2: { phys: b, if: tap-b2, mac: 02:00:00:00:0b:02 }
+`}`;
+}
+
+for (const type of NETWORK_TYPES) {
+  test(`golden: ${type} over IPv4, host a`, () => {
+    assertGolden(`type-${type.replace('/', '-')}-v4.txt`, render(load(typeModel(type)), 'a'));
+  });
+}
+
+for (const type of ['vxlan/e2e', 'vxlan/static', 'geneve'] as const) {
+  test(`golden: ${type} over IPv6, host b`, () => {
+    assertGolden(`type-${type.replace('/', '-')}-v6.txt`, render(load(typeModel(type, true)), 'b'));
+  });
+}
+
+test('golden: the bundled example, every host', () => {
+  const model = load(readFileSync(new URL('../../examples/cluster.yaml', import.meta.url), 'utf8'));
+  for (const phys of model.physes.keys()) assertGolden(`example-${phys}.txt`, render(model, phys));
+});
+
+test('compile is deterministic: same model, same state, whatever the declaration order of physes', () => {
+  const m1 = load(typeModel('vxlan/static'));
+  const m2 = load(typeModel('vxlan/static').replace(/(  a: .*\n)(  b: .*\n)(  c: .*\n)/, '$3$2$1'));
+  assert.deepEqual(compileHost(m1, 'a').sorted(), compileHost(m2, 'a').sorted());
+});
+
+test('interface names are at most 15 characters and stable', () => {
+  const m = load(typeModel('geneve'));
+  const names = compileHost(m, 'a').sorted().filter((o) => o.kind === 'link').map((o) => (o as { name: string }).name);
+  assert.ok(names.length >= 4);
+  for (const n of names) assert.ok(n.length <= 15 && n.startsWith('ls'), n);
+  assert.deepEqual(names, compileHost(load(typeModel('geneve')), 'a').sorted().filter((o) => o.kind === 'link').map((o) => (o as { name: string }).name));
+});
+
+test('vxlan/static: a 40-host net is programmed by FDB entries, not by chained actions', () => {
+  const physes = Array.from({ length: 40 }, (_, i) => `  h${i}: { if: eth0, ip: 10.1.${i >> 8}.${(i & 255) + 1} }`).join('\n');
+  const virts = Array.from({ length: 40 }, (_, i) => `      v${i}: { phys: h${i}, if: tap0, mac: 02:00:00:00:01:${i.toString(16).padStart(2, '0')} }`).join('\n');
+  const m = load(`settings: { default: { type: vxlan/static } }\nphyses:\n${physes}\nnets:\n  big:\n    vid: 7\n    virts:\n${virts}\n`);
+  const objs = compileHost(m, 'h0').sorted();
+  const flood = objs.filter((o) => o.kind === 'fdb' && o.mac === '00:00:00:00:00:00');
+  assert.equal(flood.length, 39, 'one replication entry per remote host');
+  const remoteMacs = objs.filter((o) => o.kind === 'fdb' && o.table === 'self' && o.mac !== '00:00:00:00:00:00');
+  assert.equal(remoteMacs.length, 39);
+});
