@@ -344,6 +344,8 @@ export class Netmodel extends Located {
   removeSettings(s: Settings): void {
     this.settings.delete(s.name);
     s.removed = true;
+    // Nets that used it keep the name (validation reports it as unknown), not the object.
+    for (const n of this.nets.values()) if (n.settings === s) n.settings = undefined;
   }
 
   /** Create (or reconfigure) a net. */

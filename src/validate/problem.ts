@@ -1,0 +1,22 @@
+/** A problem found by validation: what, where, and how bad. */
+import { formatLoc, type SourceLoc } from '../model/location.js';
+
+export type Severity = 'error' | 'warning';
+
+export interface Problem {
+  /** Stable kebab-case identifier of the kind of problem ("virt-mac-duplicate"). */
+  code: string;
+  severity: Severity;
+  /** What is wrong, naming the offending value. */
+  message: string;
+  /** The object it is about: "virt blue/web1", "net blue", "phys a", "settings default", "rule in 10 of virt blue/web1". */
+  object: string;
+  /** Where the offending field (or else the object) was written. */
+  loc?: SourceLoc;
+}
+
+/** "FILE:LINE:COL: error: OBJECT: MESSAGE", or "error: OBJECT: MESSAGE" when the location is unknown. */
+export function formatProblem(p: Problem): string {
+  const text = `${p.severity}: ${p.object}: ${p.message}`;
+  return p.loc ? `${formatLoc(p.loc)}: ${text}` : text;
+}
