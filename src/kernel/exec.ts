@@ -41,7 +41,7 @@ export function parseForceErrors(stderr: string, lines: string[]): BatchFailure[
       const line = Number(m[1]);
       out.push({ line, text: lines[line - 1] ?? '', message: msg.join('; ') || 'failed' });
       msg = [];
-    } else if (l.trim()) {
+    } else if (l.trim() && !/^We have an error talking to the kernel/.test(l.trim())) {
       msg.push(l.trim());
     }
   }
