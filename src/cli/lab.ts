@@ -6,7 +6,6 @@ import { requireRoot } from '../apply/host.js';
 import { applyInLab } from '../lab/apply.js';
 import { labDown, labLayout, labPrefix, labUp, type LabLayout } from '../lab/lab.js';
 import { formatMatrix, labCheck } from '../lab/check.js';
-import { formatReport } from './format.js';
 import { Exit, err, loadOrExit, out } from './util.js';
 
 export const DEMO_FILE = fileURLToPath(new URL('../../examples/cluster.yaml', import.meta.url));

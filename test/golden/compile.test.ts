@@ -77,7 +77,7 @@ test('golden: the bundled example, every host', () => {
 
 test('compile is deterministic: same model, same state, whatever the declaration order of physes', () => {
   const m1 = load(typeModel('vxlan/static'));
-  const m2 = load(typeModel('vxlan/static').replace(/(  a: .*\n)(  b: .*\n)(  c: .*\n)/, '$3$2$1'));
+  const m2 = load(typeModel('vxlan/static').replace(/( {2}a: .*\n)( {2}b: .*\n)( {2}c: .*\n)/, '$3$2$1'));
   assert.deepEqual(compileHost(m1, 'a').sorted(), compileHost(m2, 'a').sorted());
 });
 
