@@ -83,7 +83,7 @@ function objectName(path: Path): string {
 
 export function loadModelText(text: string, file = '<input>'): LoadResult {
   const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: true, prettyErrors: false });
+  const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: true, prettyErrors: true });
   const loc = new Locator(doc, lc, file);
   const problems: Problem[] = [];
   const problem = (code: string, path: Path, message: string, at?: SourceLoc) =>
@@ -104,18 +104,32 @@ export function loadModelText(text: string, file = '<input>'): LoadResult {
 
   const root: unknown = doc.toJS() ?? {};
 
-  /** Check one object against its schema; report every issue, located. */
+  /**
+   * Check one object against its schema; report every issue, located. Fields in error are
+   * then dropped and the rest is checked again, so the object's other fields (and what they
+   * contain) are still loaded and checked: every problem is reported at once.
+   */
   function check<T>(schema: ZodType<T>, value: unknown, path: Path): T | undefined {
-    const r = schema.safeParse(value);
-    if (r.success) return r.data;
-    for (const issue of (r.error as ZodError).issues) {
-      const p: Path = [...path, ...(issue.path as Path)];
-      if (issue.code === 'unrecognized_keys') {
-        for (const k of issue.keys) problem('unknown-field', [...p, k], `unknown field "${k}"`, loc.key([...p, k]));
-      } else {
-        const field = issue.path.length ? `${issue.path.join('.')}: ` : '';
-        problem('invalid-field', p, `${field}${issue.message}`);
+    let current = value;
+    for (let round = 0; round < 2; round++) {
+      const r = schema.safeParse(current);
+      if (r.success) return r.data;
+      const bad = new Set<string>();
+      for (const issue of (r.error as ZodError).issues) {
+        const p: Path = [...path, ...(issue.path as Path)];
+        if (issue.code === 'unrecognized_keys') {
+          for (const k of issue.keys) {
+            bad.add(k);
+            if (round === 0) problem('unknown-field', [...p, k], `unknown field "${k}"`, loc.key([...p, k]));
+          }
+        } else {
+          if (issue.path.length) bad.add(String(issue.path[0]));
+          const field = issue.path.length ? `${issue.path.join('.')}: ` : '';
+          if (round === 0) problem('invalid-field', p, `${field}${issue.message}`);
+        }
       }
+      if (!current || typeof current !== 'object' || Array.isArray(current) || bad.size === 0) return undefined;
+      current = Object.fromEntries(Object.entries(current).filter(([k]) => !bad.has(k)));
     }
     return undefined;
   }
@@ -185,17 +199,20 @@ export function loadModelText(text: string, file = '<input>'): LoadResult {
         if (!r) continue;
         const spec = check(rateSchema, r, rpath);
         if (!spec) continue;
-        try {
-          const rate = {
-            avg: parseRate(spec.avg),
-            burst: parseSize(spec.burst),
-            ...(spec.peak !== undefined ? { peak: parseRate(spec.peak) } : {}),
-          };
-          virt.rate(dir, rate);
-          virt.rates[dir]?.setLoc(loc.value(rpath), loc.fields(rpath));
-        } catch (e) {
-          problem('rate-invalid', rpath, (e as Error).message);
-        }
+        const parse = (field: 'avg' | 'burst' | 'peak', value: string | number, f: (v: string | number) => number) => {
+          try {
+            return f(value);
+          } catch (e) {
+            problem('rate-invalid', [...rpath, field], (e as Error).message);
+            return undefined;
+          }
+        };
+        const avg = parse('avg', spec.avg, parseRate);
+        const burst = parse('burst', spec.burst, parseSize);
+        const peak = spec.peak !== undefined ? parse('peak', spec.peak, parseRate) : undefined;
+        if (avg === undefined || burst === undefined || (spec.peak !== undefined && peak === undefined)) continue;
+        virt.rate(dir, { avg, burst, ...(peak !== undefined ? { peak } : {}) });
+        virt.rates[dir]?.setLoc(loc.value(rpath), loc.fields(rpath));
       }
     }
   }
