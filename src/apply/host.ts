@@ -4,6 +4,7 @@
  * destroy) executes the difference, under a per-host lock.
  */
 import { hostname } from 'node:os';
+import { statSync } from 'node:fs';
 import type { Netmodel, Phys } from '../model/netmodel.js';
 import { normalizeIp } from '../model/addr.js';
 import { compileHost, type HostFacts } from '../compile/compile.js';
@@ -112,8 +113,17 @@ async function checkFeatures(hp: HostPlan): Promise<void> {
   }
 }
 
+/**
+ * The lock is per network namespace, named by the namespace's inode, so `--netns X` and
+ * `ip netns exec X lsdn ...` take the same lock and different namespaces never wait on each other.
+ */
 function lockScope(kernel: Kernel): string {
-  return kernel.netns ? `netns-${kernel.netns}` : 'host';
+  const path = kernel.netns ? `/run/netns/${kernel.netns}` : '/proc/self/ns/net';
+  try {
+    return `net-${statSync(path).ino}`;
+  } catch {
+    return kernel.netns ? `netns-${kernel.netns}` : 'host';
+  }
 }
 
 export function requireRoot(verb: string): void {
