@@ -19,7 +19,16 @@ function find(dir) {
   return out;
 }
 
-execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
+const step = (what, cmd, args) => {
+  console.log(`# ${what}`);
+  execFileSync(cmd, args, { cwd: root, stdio: 'inherit' });
+};
+step('build (tsc)', 'npx', ['tsc', '-p', 'tsconfig.build.json']);
+if (dirs.length === 0) {
+  step('type-check tests and tools (tsc)', 'npx', ['tsc', '-p', 'tsconfig.json', '--noEmit']);
+  step('lint (eslint)', 'npx', ['eslint', '.']);
+  step('JSON Schema up to date', 'npx', ['tsx', 'scripts/gen-schema.ts', '--check']);
+}
 const files = (dirs.length ? dirs.map((d) => join(root, 'test', d)) : [join(root, 'test')]).flatMap(find);
 if (files.length === 0) {
   console.error('no test files found');
