@@ -116,16 +116,21 @@ interface Job {
 
 /** A shell script pinging several targets at once; prints "INDEX EXITCODE ATTEMPTS" per target. */
 function pingScript(items: { id: number; ip: string; attempts: number }[], waitS: string): string {
+  // Retries wait 0.1-0.5 s, spread over the targets: retrying all at once would repeat the
+  // burst (of ARP broadcasts, fanned out to every phys) that may have lost the first ping.
   const lines = [
-    'p() { id=$1; n=$2; fam=$3; ip=$4; a=0',
+    'p() { id=$1; n=$2; fam=$3; ip=$4; d=$5; a=0',
     '  while :; do a=$((a+1))',
     `    ping -n -q -c 1 -W ${waitS} "$fam" "$ip" >/dev/null 2>&1; r=$?`,
     '    if [ "$r" -eq 0 ] || [ "$a" -ge "$n" ]; then break; fi',
-    '    sleep 0.1',
+    '    sleep "$d"',
     '  done',
     '  echo "$id $r $a"; }',
   ];
-  for (const it of items) lines.push(`p ${it.id} ${it.attempts} -${it.ip.includes(':') ? 6 : 4} ${it.ip} &`);
+  for (const it of items) {
+    const delay = (0.1 + ((it.id * 7) % 5) * 0.1).toFixed(1);
+    lines.push(`p ${it.id} ${it.attempts} -${it.ip.includes(':') ? 6 : 4} ${it.ip} ${delay} &`);
+  }
   lines.push('wait');
   return lines.join('\n');
 }
