@@ -12,6 +12,8 @@ export interface BridgePortFlags {
   mcast_flood?: boolean;
   bcast_flood?: boolean;
   neigh_suppress?: boolean;
+  /** Isolated ports never forward to each other (point-to-point tunnel ports of one net: no loops). */
+  isolated?: boolean;
 }
 
 /** A link lsdn creates and owns (bridge, vxlan, vlan, geneve...). Marked by name prefix and alias. */

@@ -45,7 +45,7 @@ export interface ReadResult {
 }
 
 /** The five bridge-port flags lsdn manages, in the order `bridge link set` takes them. */
-export const BRPORT_FLAGS = ['learning', 'flood', 'mcast_flood', 'bcast_flood', 'neigh_suppress'] as const;
+export const BRPORT_FLAGS = ['learning', 'flood', 'mcast_flood', 'bcast_flood', 'neigh_suppress', 'isolated'] as const;
 
 /**
  * `port_range` of a VXLAN device created without `srcport` (measured on kernel 6.18 with

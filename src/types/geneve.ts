@@ -2,7 +2,9 @@
  * geneve (static) and geneve/e2e (learning). A Geneve device is point-to-point, so a net gets
  * one Geneve port per remote phys on its bridge. Broadcast is replicated by the bridge to all
  * of them. The static type programs every remote MAC on the port toward its phys and turns
- * learning and unknown-unicast flooding off; geneve/e2e lets the bridge learn.
+ * learning and unknown-unicast flooding off; geneve/e2e lets the bridge learn. Tunnel ports
+ * are `isolated`: a frame from one remote host is never sent on to another, which would loop
+ * broadcasts around the full mesh of three or more hosts.
  */
 import type { LinkObject } from '../compile/state.js';
 import type { NetCompileContext, NetworkType } from './plugin.js';
@@ -39,7 +41,7 @@ export const geneveStatic: NetworkType = {
   needsMac: true,
   learning: false,
   compile(ctx) {
-    const ports = genevePorts(ctx, STATIC_PORT);
+    const ports = genevePorts(ctx, { ...STATIC_PORT, isolated: true });
     return [...ports, ...staticBridgeEntries(ctx, (phys) => ctx.ifname('g', phys))];
   },
 };
@@ -51,6 +53,6 @@ export const geneveE2e: NetworkType = {
   needsMac: false,
   learning: true,
   compile(ctx) {
-    return genevePorts(ctx);
+    return genevePorts(ctx, { isolated: true });
   },
 };

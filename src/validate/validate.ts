@@ -526,6 +526,11 @@ class Validator {
         this.error('direct-net-shared', label,
           `it carries direct nets ${listNames(direct.map(({ n }) => n.name))}; a direct net bridges the underlay interface, so only one may use a phys`,
           p);
+      } else if (direct.length === 1 && typed.length > 1) {
+        const others = typed.filter(({ t }) => t.name !== 'direct').map(({ n }) => n.name);
+        this.error('direct-net-exclusive', label,
+          `direct net "${direct[0]!.n.name}" bridges the underlay interface, which the overlay of ${listNames(others)} needs for its own traffic; a phys with a direct net carries no other net`,
+          p);
       }
 
       this.checkPorts(p, label, typed);

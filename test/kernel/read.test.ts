@@ -15,7 +15,7 @@ import { isRoot, testNamespaces } from '../helpers/netns.js';
 const nftInstalled = spawnSync('nft', ['--version']).status === 0;
 const skip = !isRoot() ? 'needs root' : false;
 
-const DEFAULT_PORT = { learning: true, flood: true, mcast_flood: true, bcast_flood: true, neigh_suppress: false };
+const DEFAULT_PORT = { learning: true, flood: true, mcast_flood: true, bcast_flood: true, neigh_suppress: false, isolated: false };
 
 function sorted(objects: KernelObject[]): KernelObject[] {
   return new HostState(objects).sorted();
@@ -91,6 +91,8 @@ describe('readHostState', { skip }, () => {
       'bridge fdb add 52:54:00:00:01:02 dev vm1 master',
       'bridge fdb add 52:54:00:00:04:01 dev vm2 master static',
       // Neighbours: permanent on an owned link (kept), reachable (not), permanent on a foreign one (not).
+      // The reachable one (like the pings below) needs room in the machine-wide ARP table, which
+      // other namespaces fill: testNamespaces raises its limit (see ensureNeighbourTableRoom).
       'ip neigh add 10.99.0.50 lladdr 52:54:00:00:00:50 dev lsbr-a nud permanent',
       'ip neigh add 10.99.0.51 lladdr 52:54:00:00:00:51 dev lsbr-a nud reachable',
       'ip neigh add 10.0.0.50 lladdr 52:54:00:00:00:52 dev eth0 nud permanent',
@@ -148,7 +150,7 @@ EOF`);
       { kind: 'link', name: 'lsbr-a', type: 'bridge', alias: 'lsdn:ctxA:net:a', up: true, mtu: 1400, attrs: {} },
       {
         kind: 'link', name: 'lsx-a', type: 'vxlan', alias: 'lsdn:ctxA:net:a:vxlan', up: true, mtu: 1400, master: 'lsbr-a',
-        brport: { learning: false, flood: false, mcast_flood: true, bcast_flood: true, neigh_suppress: true },
+        brport: { learning: false, flood: false, mcast_flood: true, bcast_flood: true, neigh_suppress: true, isolated: false },
         attrs: { id: 100, local: '10.0.0.1', dev: 'eth0', dstport: 4789, learning: false },
       },
       {

@@ -424,6 +424,15 @@ test('direct-net-shared', () => {
   expectProblem(m, { code: 'direct-net-shared', object: 'phys a', loc: L(3), mentions: ['"blue"', '"red"'] });
 });
 
+test('direct-net-exclusive', () => {
+  const { m, a, b } = base();
+  m.addSettings('direct', { name: 'flat' });
+  m.addNet('lan', { settings: 'flat' }).attach(a).attach(b);
+  const problems = validate(m).filter((p) => p.code === 'direct-net-exclusive');
+  assert.deepEqual(problems.map((p) => p.object), ['phys a', 'phys b']);
+  assert.match(problems[0]!.message, /"lan".*"blue"/);
+});
+
 test('port-family-clash', () => {
   const { m, a, b } = base();
   m.addSettings('geneve/e2e', { name: 'gv', port: 4789 });
