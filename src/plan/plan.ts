@@ -87,10 +87,72 @@ function immutableChanges(have: LinkObject, want: LinkObject): string[] {
   return changes;
 }
 
+/**
+ * Desired links lsdn cannot use, by name -> the link that makes them unusable: the name is
+ * taken by a link lsdn does not own (itself), or (transitively) the link is, or is to be,
+ * enslaved to such a bridge. Whatever would be attached to or programmed on them would
+ * change a foreign object, so it is blocked too.
+ */
+function unusableLinks(desired: HostState, actual: HostState, facts: PlanFacts): Map<string, string> {
+  const out = new Map<string, string>();
+  const links = [...desired.objects.values()].filter((o): o is LinkObject => o.kind === 'link');
+  for (const want of links) {
+    if (!actual.get(objectKey(want)) && facts.links?.has(want.name)) out.set(want.name, want.name);
+  }
+  for (let grew = out.size > 0; grew;) {
+    grew = false;
+    for (const want of links) {
+      if (want.master !== undefined && out.has(want.master) && !out.has(want.name)) {
+        out.set(want.name, out.get(want.master) as string);
+        grew = true;
+      }
+    }
+  }
+  return out;
+}
+
 export function planChanges(desired: HostState, actual: HostState, facts: PlanFacts = {}): Plan {
   const steps: Staged[] = [];
+  const unusable = unusableLinks(desired, actual, facts);
+  /** "WHAT NAME cannot be used: ROOT exists but is not lsdn's", or undefined when usable. */
+  const dep = (name: string | undefined, what: string): string | undefined => {
+    const root = name !== undefined ? unusable.get(name) : undefined;
+    if (root === undefined) return undefined;
+    return root === name ? `${what} ${name} exists but is not lsdn's` : `${what} ${name} cannot be used: ${root} exists but is not lsdn's`;
+  };
+  /** Why a desired object cannot be made: it hangs on a link lsdn cannot use. */
+  const blockedBy = (o: KernelObject): string | undefined => {
+    const masterOf = (dev: string): string | undefined => {
+      const d = desired.get(`link ${dev}`) ?? desired.get(`port ${dev}`);
+      return d && (d.kind === 'link' || d.kind === 'port') ? d.master : undefined;
+    };
+    switch (o.kind) {
+      case 'link':
+        return unusable.get(o.name) === o.name
+          ? `interface ${o.name} exists but is not marked as lsdn's (alias "${o.alias}" missing); remove it or set that alias`
+          : dep(o.master, 'its bridge');
+      case 'port':
+        return dep(o.master, 'bridge');
+      case 'fdb':
+        return dep(o.dev, 'interface') ?? (o.table === 'master' ? dep(masterOf(o.dev), 'bridge') : undefined);
+      case 'neigh':
+      case 'addr':
+        return dep(o.dev, 'interface');
+      case 'nft':
+        return undefined;
+    }
+  };
+  const blockedKeys = new Set<string>();
   const add = (phase: Phase, action: StepAction, o: KernelObject, commands: Command[], extra: Partial<Step> = {}) => {
-    if (commands.length || extra.blocked) steps.push({ phase, action, key: objectKey(o), commands, ...extra });
+    if (!commands.length && !extra.blocked) return;
+    const key = objectKey(o);
+    const why = action === 'delete' ? undefined : (extra.blocked ?? blockedBy(o));
+    if (why === undefined) steps.push({ phase, action, key, commands, ...extra });
+    else if (!blockedKeys.has(key)) {
+      // One blocked step per object (not one per step it would have had), without commands.
+      blockedKeys.add(key);
+      steps.push({ phase, action, key, commands: [], ...extra, blocked: why });
+    }
   };
 
   // Links that disappear or are recreated: whatever hangs on them goes with them.
@@ -143,8 +205,8 @@ export function planChanges(desired: HostState, actual: HostState, facts: PlanFa
         const phase = want.type === 'bridge' ? Phase.CreateBridges : Phase.CreateLinks;
         const old = found as LinkObject | undefined;
         if (!old || gone.has(want.name)) {
-          if (!old && facts.links?.has(want.name)) {
-            add(phase, 'create', want, [], { blocked: `interface ${want.name} exists but is not marked as lsdn's (alias "${want.alias}" missing); remove it or set that alias` });
+          if (!old && unusable.has(want.name)) {
+            add(phase, 'create', want, [], { blocked: blockedBy(want) });
             break;
           }
           const cmds = [...(old ? r.deleteLink(old) : []), ...r.createLink(want)];
