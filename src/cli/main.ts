@@ -87,11 +87,16 @@ export function buildProgram(): Command {
     async (file: string, o: { phys?: string; netns?: string; json?: boolean }) => {
       const { model } = await loadOrExit(file, o.json);
       const hp = await planHost(model, { phys: o.phys, netns: o.netns });
-      const drift = hp.plan.steps.map((s) => ({
-        object: s.key,
-        drift: s.action === 'create' ? 'missing' : s.action === 'delete' ? 'not in the model' : 'differs',
-        details: s.blocked ? [s.blocked] : (s.changes ?? []),
-      }));
+      // One line per kernel object (an object may need several steps: attach, then flags).
+      const byObject = new Map<string, { object: string; drift: string; details: string[] }>();
+      for (const s of hp.plan.steps) {
+        const kind = s.action === 'create' ? 'missing' : s.action === 'delete' ? 'not in the model' : 'differs';
+        const d = byObject.get(s.key) ?? { object: s.key, drift: kind, details: [] };
+        if (d.drift !== kind && kind !== 'missing') d.drift = kind;
+        d.details.push(...(s.blocked ? [s.blocked] : (s.changes ?? [])));
+        byObject.set(s.key, d);
+      }
+      const drift = [...byObject.values()];
       if (o.json) out(JSON.stringify({ phys: hp.phys.name, inSync: drift.length === 0, owned: hp.read.state.size, drift }, null, 2));
       else if (drift.length === 0) out(`phys ${hp.phys.name}: in sync (${hp.desired.size} objects)`);
       else {
