@@ -24,3 +24,5 @@ export type { NetworkType, NetCompileContext } from './types/plugin.js';
 export { labUp, labDown, labLayout, labPrefix, type LabLayout } from './lab/lab.js';
 export { labCheck, expectedReachability, formatMatrix, type CheckReport } from './lab/check.js';
 export { applyInLab } from './lab/apply.js';
+export { runLsctl, importLsctl } from './lsctl/run.js';
+export { dumpLsctl } from './lsctl/dump.js';

@@ -15,6 +15,7 @@ import { LockBusyError } from '../kernel/lock.js';
 import { formatPlan, formatProblems, formatReport, planJson, reportJson } from './format.js';
 import { registerLab } from './lab.js';
 import { registerDoctor } from './doctor.js';
+import { registerLsctlVerbs, dumpLsctl } from './lsctl-verbs.js';
 import { Exit, err, loadOrExit, out } from './util.js';
 
 const require = createRequire(import.meta.url);
@@ -125,10 +126,10 @@ export function buildProgram(): Command {
     .command('dump')
     .description('print the model in canonical form')
     .argument('<file>', 'netmodel file')
-    .option('--format <format>', 'yaml | json | lsdn-json (LSDN\'s JSON dump)', 'yaml')
+    .option('--format <format>', 'yaml | json | lsdn-json (LSDN\'s JSON dump) | lsctl (an lsctl script)', 'yaml')
     .action(async (file: string, o: { format: string }) => {
       const { model } = await loadOrExit(file);
-      const formats: Record<string, (m: Netmodel) => string> = { yaml: dumpYaml, json: dumpJson, 'lsdn-json': dumpLsdnJson };
+      const formats: Record<string, (m: Netmodel) => string> = { yaml: dumpYaml, json: dumpJson, 'lsdn-json': dumpLsdnJson, lsctl: (m) => dumpLsctl(m, { runnable: true }) };
       const f = formats[o.format];
       if (!f) throw new UsageError(`unknown format "${o.format}" (use ${Object.keys(formats).join(', ')})`);
       process.stdout.write(f(model));
@@ -136,6 +137,7 @@ export function buildProgram(): Command {
 
   registerDoctor(program);
   registerLab(program);
+  registerLsctlVerbs(program);
   return program;
 }
 
