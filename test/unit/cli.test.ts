@@ -71,6 +71,9 @@ test('lsdn dump: canonical yaml, json and LSDN json; unknown format is an error'
   assert.match(lsdn('dump', EXAMPLE).stdout, /^name: demo\n/);
   assert.equal(JSON.parse(lsdn('dump', EXAMPLE, '--format', 'json').stdout).name, 'demo');
   assert.equal(JSON.parse(lsdn('dump', EXAMPLE, '--format', 'lsdn-json').stdout).lsdnName, 'demo');
+  const lsctl = lsdn('dump', EXAMPLE, '--format', 'lsctl').stdout;
+  assert.match(lsctl, /^namespace import lsdn::\*$/m);
+  assert.match(lsctl, /\nif \{\$argc > 0\} \{ claimLocal \[lindex \$argv 0\] \}\ncommit\n$/, 'a runnable script: lsctl FILE PHYS');
   const bad = lsdn('dump', EXAMPLE, '--format', 'xml');
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /unknown format "xml"/);

@@ -40,7 +40,7 @@ claimLocal [lindex $argv 0]
 commit
 `;
 
-const QUICK_START_SHOW = `# lsctl script written by lsdn: \`lsctl FILE PHYS\` configures the host of phys PHYS
+const QUICK_START_SHOW = `# lsctl script written by lsdn
 namespace import lsdn::*
 settings vxlan/e2e
 phys -name A -if eth0 -ip 192.168.10.1
@@ -276,7 +276,7 @@ puts done
     assert.equal(m.virt('10/r')?.rates.out?.spec.avg, 600 * 1024);
     const lines = r.stdout.split('\n');
     assert.equal(lines[0], 'argc=2 argv=p7 {extra arg}');
-    assert.equal(lines[1], '# lsctl script written by lsdn: `lsctl FILE PHYS` configures the host of phys PHYS');
+    assert.equal(lines[1], '# lsctl script written by lsdn');
     assert.equal(lines.at(-2), 'done');
   });
 
@@ -376,7 +376,7 @@ show
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(r.calls, ['cleanup ctx1']);
     assert.equal(r.commits.length, 1);
-    assert.equal(r.stdout, '# lsctl script written by lsdn: `lsctl FILE PHYS` configures the host of phys PHYS\nnamespace import lsdn::*\ncontext ctx1\n');
+    assert.equal(r.stdout, '# lsctl script written by lsdn\nnamespace import lsdn::*\ncontext ctx1\n');
   });
 
   test('commit prints every problem, located, and fails without committing', async (t) => {
