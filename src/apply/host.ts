@@ -8,11 +8,11 @@ import { statSync } from 'node:fs';
 import type { Netmodel, Phys } from '../model/netmodel.js';
 import { normalizeIp } from '../model/addr.js';
 import { compileHost, type HostFacts } from '../compile/compile.js';
-import { HostState } from '../compile/state.js';
+import { HostState, type KernelObject } from '../compile/state.js';
 import { Kernel } from '../kernel/exec.js';
 import { readHostState, type ReadResult } from '../kernel/read.js';
 import { acquireLock } from '../kernel/lock.js';
-import { probeFeatures } from '../kernel/probe.js';
+import { probeFeatures, type KernelFeatures } from '../kernel/probe.js';
 import { planChanges, type Plan } from '../plan/plan.js';
 import { validate } from '../validate/validate.js';
 import type { Problem } from '../validate/problem.js';
@@ -98,17 +98,49 @@ export async function planHost(model: Netmodel, opts: HostOptions = {}): Promise
   return { phys, kernel, read, desired, plan, problems, warnings: desired.warnings };
 }
 
-/** Link types a plan creates that this host has none of yet: probe them before applying. */
+/** The kernel's features, probed once per process (they do not change while it runs). */
+let features: Promise<KernelFeatures> | undefined;
+function kernelFeatures(): Promise<KernelFeatures> {
+  features ??= probeFeatures().catch((e: unknown) => {
+    features = undefined;
+    throw e;
+  });
+  return features;
+}
+
+/**
+ * Kernel features a plan needs that this host shows no sign of yet (link types it has none
+ * of; lsdn's qdiscs, filters and firewall tables when it has none of them): probe them before
+ * applying, and refuse the apply with what is missing.
+ */
 async function checkFeatures(hp: HostPlan): Promise<void> {
   const present = new Set([...hp.read.links.values()].map((l) => l.type));
+  const has = (kind: string, pred: (o: KernelObject) => boolean = () => true) =>
+    [...hp.read.state.objects.values()].some((o) => o.kind === kind && pred(o));
+  const wants = (kind: string, pred: (o: KernelObject) => boolean = () => true) =>
+    [...hp.desired.objects.values()].some((o) => o.kind === kind && pred(o));
   const wanted = new Set<string>();
   for (const o of hp.desired.objects.values()) if (o.kind === 'link' && !present.has(o.type)) wanted.add(o.type);
-  if (wanted.size === 0) return;
-  const features = await probeFeatures();
-  const missing = [...wanted].filter((t) => features.links[t] === false);
+  const shaping = wants('qdisc') && !has('qdisc');
+  const isInet = (o: KernelObject) => o.kind === 'nft' && o.family === 'inet';
+  const isBridge = (o: KernelObject) => o.kind === 'nft' && o.family === 'bridge';
+  const stateful = wants('nft', isInet) && !has('nft', isInet);
+  const firewall = wants('nft', isBridge) && !has('nft', isBridge);
+  if (wanted.size === 0 && !shaping && !stateful && !firewall) return;
+  const f = await kernelFeatures();
+  const missing = [...wanted].filter((t) => f.links[t] === false).map((t) => `${t} links`);
+  if (shaping) {
+    if (!f.qdiscs.tbf) missing.push('the tbf qdisc (rate limits)');
+    if (wants('filter') && !(f.qdiscs.ingress && f.classifiers.u32 && f.actions.mirred)) missing.push('ingress qdisc, u32 and mirred (rate limits of what VMs send)');
+  }
+  if (firewall && !(f.nft.installed && f.nft.bridgeFamily)) missing.push('nftables with the bridge family (firewall rules and anti-spoofing)');
+  if (stateful) {
+    if (!f.nft.conntrack) missing.push('conntrack in nftables (stateful virts)');
+    if (!f.nft.bridgeNetfilter) missing.push('br_netfilter, which stateful virts need to see bridged traffic in conntrack (modprobe br_netfilter)');
+  }
   if (missing.length) {
     throw new UsageError(
-      `this kernel cannot create ${missing.join(', ')} links, which the model needs on ${hp.phys.name} (see \`lsdn doctor\`); nothing was applied`,
+      `this kernel lacks ${missing.join('; ')}, which the model needs on ${hp.phys.name} (see \`lsdn doctor\`); nothing was applied`,
     );
   }
 }

@@ -7,8 +7,10 @@ import type { Net, Netmodel, Phys, Virt } from '../model/netmodel.js';
 import { networkType, settingsPort } from '../types/registry.js';
 import { STATIC_PORT, familyOf } from '../types/common.js';
 import type { NetCompileContext } from '../types/plugin.js';
-import { HostState, type KernelObject, type PortObject } from './state.js';
+import { HostState, type KernelObject, type LinkObject, type PortObject } from './state.js';
 import { netAlias, ownedIfname } from './names.js';
+import { shapingObjects } from '../policy/shaping.js';
+import { firewallTables, type LocalVirt } from '../policy/nft.js';
 
 /** What the compiler needs to know about the host besides the model. */
 export interface HostFacts {
@@ -68,12 +70,19 @@ export function compileNet(model: Netmodel, net: Net, local: Phys, facts: HostFa
     alias: (suffix) => netAlias(model.name, net.name, suffix),
     ifname: (kind, qualifier) => ownedIfname(model.name, kind, net.name, qualifier),
   };
-  const objects: KernelObject[] = [{ kind: 'link', name: bridge, type: 'bridge', alias: ctx.alias(), up: true, attrs: {} }];
+  const bridgeLink: LinkObject = { kind: 'link', name: bridge, type: 'bridge', alias: ctx.alias(), up: true, attrs: {} };
+  // Stateful virts need conntrack on bridged traffic: the bridge calls the inet hooks (br_netfilter).
+  if (ctx.localVirts.some((v) => v.stateful)) bridgeLink.netfilter = true;
+  const objects: KernelObject[] = [bridgeLink];
   objects.push(...type.compile(ctx));
   for (const v of ctx.localVirts) {
     const port: PortObject = { kind: 'port', name: v.if as string, master: bridge, up: true, mtu: v.mtu ?? virtMtu };
     if (!type.learning) port.brport = { ...STATIC_PORT };
     objects.push(port);
+    objects.push(...shapingObjects(v, v.if as string, v.mtu ?? virtMtu, {
+      ifb: ownedIfname(model.name, 'i', net.name, `ifb:${v.name}`),
+      alias: netAlias(model.name, net.name, `ifb:${v.name}`),
+    }));
   }
   return objects;
 }
@@ -83,8 +92,13 @@ export function compileHost(model: Netmodel, physName: string, facts: HostFacts 
   const local = model.phys(physName);
   if (!local) throw new Error(`unknown phys "${physName}"`);
   const state = new HostState();
+  const filtered: LocalVirt[] = [];
   for (const net of localNets(model, local)) {
     for (const o of compileNet(model, net, local, facts)) state.add(o);
+    if (net.effectiveSettings()) {
+      const bridge = ownedIfname(model.name, 'b', net.name);
+      for (const virt of [...net.virts.values()].filter((v) => v.phys === local && v.if).sort(byId)) filtered.push({ virt, net, bridge });
+    }
     const mtu = overlayMtu(net, local, facts);
     if (mtu !== undefined && mtu < 1500 && [...net.virts.values()].some((v) => v.phys === local)) {
       state.warnings.push(
@@ -92,5 +106,6 @@ export function compileHost(model: Netmodel, physName: string, facts: HostFacts 
       );
     }
   }
+  for (const t of firewallTables(model, filtered)) state.add(t);
   return state;
 }

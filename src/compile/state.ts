@@ -21,7 +21,7 @@ export interface LinkObject {
   kind: 'link';
   name: string;
   /** iproute2 link type. */
-  type: 'bridge' | 'vxlan' | 'vlan' | 'geneve' | 'macvlan';
+  type: 'bridge' | 'vxlan' | 'vlan' | 'geneve' | 'macvlan' | 'ifb';
   /** Ownership mark: "lsdn:<context>:<what>". */
   alias: string;
   /** Lower device for stacked links (vlan, macvlan): `ip link add link LOWER ...`. */
@@ -32,6 +32,12 @@ export interface LinkObject {
   /** Bridge this link is a port of. */
   master?: string;
   brport?: BridgePortFlags;
+  /**
+   * Bridges only: bridged IPv4/IPv6 frames pass through the inet hooks (br_netfilter's
+   * per-bridge `nf_call_iptables` and `nf_call_ip6tables`), where conntrack sees them; set for
+   * nets with a stateful virt. Read back as true (both on), absent (both off) or false (mixed).
+   */
+  netfilter?: boolean;
   /**
    * Type-specific creation attributes, rendered after `type T` in `ip link add`. Order is the
    * iproute2 argument order. Values: string/number as-is; true renders the bare keyword;
@@ -88,7 +94,38 @@ export interface NftTableObject {
   chains: Record<string, string[]>;
 }
 
-export type KernelObject = LinkObject | PortObject | FdbObject | NeighObject | AddrObject | NftTableObject;
+/**
+ * A qdisc lsdn owns: a token bucket (`tbf`) as the root qdisc of an interface (handle
+ * `15d:`, lsdn's mark), or the `ingress` qdisc of a VM port that redirects to an IFB.
+ */
+export interface QdiscObject {
+  kind: 'qdisc';
+  dev: string;
+  parent: 'root' | 'ingress';
+  type: 'tbf' | 'ingress';
+  /** tbf: average rate in bit/s (a whole number of bytes/s: what the kernel keeps). */
+  rate?: number;
+  /** tbf: bucket size in bytes. */
+  burst?: number;
+  /** tbf: queue limit in bytes. */
+  limit?: number;
+  /** tbf: peak rate in bit/s (whole bytes/s), with its bucket `mtu` in bytes. */
+  peakrate?: number;
+  mtu?: number;
+}
+
+/** The tc filter on a VM port's ingress that redirects everything the VM sends to an IFB (u32 match-all, mirred). */
+export interface FilterObject {
+  kind: 'filter';
+  dev: string;
+  parent: 'ingress';
+  /** Filter preference: lsdn's is 349 (0x15d). */
+  pref: number;
+  /** The IFB device frames are redirected to (`mirred egress redirect`). */
+  redirect: string;
+}
+
+export type KernelObject = LinkObject | PortObject | FdbObject | NeighObject | AddrObject | NftTableObject | QdiscObject | FilterObject;
 
 /** Stable identity of an object: two objects with one key are the same object in two states. */
 export function objectKey(o: KernelObject): string {
@@ -105,6 +142,10 @@ export function objectKey(o: KernelObject): string {
       return `addr ${o.dev} ${o.prefix}`;
     case 'nft':
       return `nft ${o.family} ${o.name}`;
+    case 'qdisc':
+      return `qdisc ${o.dev} ${o.parent}`;
+    case 'filter':
+      return `filter ${o.dev} ${o.parent} ${o.pref}`;
   }
 }
 

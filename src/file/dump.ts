@@ -58,7 +58,17 @@ function virtToFile(v: Virt) {
     mtu: v.mtu,
     rules: v.rules.map(ruleToFile),
     rate: compact({ in: rateToFile(v.rates.in), out: rateToFile(v.rates.out) }),
+    policy: policyToFile(v),
+    stateful: v.stateful ? true : undefined,
+    antiSpoof: v.antiSpoof ? undefined : false,
   });
+}
+
+/** The default actions, only when one differs from accept; one word when both are the same. */
+function policyToFile(v: Virt) {
+  const { in: i, out: o } = v.policy;
+  if (i === 'accept' && o === 'accept') return undefined;
+  return i === o ? i : compact({ in: i === 'accept' ? undefined : i, out: o === 'accept' ? undefined : o });
 }
 
 /** The model as a plain object in the file schema (canonical: every attachment a virt does not imply is explicit). */

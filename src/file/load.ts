@@ -186,6 +186,9 @@ export function loadModelText(text: string, file = '<input>'): LoadResult {
         mac: v.mac,
         ips: v.ip === undefined ? [] : Array.isArray(v.ip) ? v.ip : [v.ip],
         mtu: v.mtu,
+        ...(v.policy !== undefined ? { policy: typeof v.policy === 'string' ? { in: v.policy, out: v.policy } : v.policy } : {}),
+        ...(v.stateful !== undefined ? { stateful: v.stateful } : {}),
+        ...(v.antiSpoof !== undefined ? { antiSpoof: v.antiSpoof } : {}),
       });
       virt.setLoc(loc.key(vpath), loc.fields(vpath));
       if (v.phys !== undefined || v.if !== undefined) virt.connect(v.phys, v.if);

@@ -49,6 +49,14 @@ export const rateSchema = z
   })
   .strict();
 
+const action = z.enum(['accept', 'drop']);
+export const policySchema = z
+  .union([
+    action.describe('default action of both directions'),
+    z.object({ in: action.optional().describe('toward the VM'), out: action.optional().describe('from the VM') }).strict(),
+  ])
+  .describe('what happens to packets no rule decided (default: accept)');
+
 export const virtSchema = z
   .object({
     phys: name.optional().describe('phys the virt is connected to'),
@@ -58,6 +66,9 @@ export const virtSchema = z
     mtu: int.optional(),
     rules: z.array(ruleSchema).optional().describe('firewall rules'),
     rate: z.object({ in: rateSchema.optional(), out: rateSchema.optional() }).strict().optional(),
+    policy: policySchema.optional(),
+    stateful: z.boolean().optional().describe('allow replies to connections the VM opened, block new inbound IP connections (default false)'),
+    antiSpoof: z.boolean().optional().describe("only the VM's own MAC and IPs as source, ARP and neighbour discovery included (default true)"),
   })
   .strict();
 

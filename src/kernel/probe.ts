@@ -6,6 +6,7 @@
  * and every failed batch line marks its feature absent.
  */
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { Kernel, KernelError } from './exec.js';
 import type { NetworkTypeName } from '../model/netmodel.js';
 import { NETWORK_TYPE_PLUGINS } from '../types/registry.js';
@@ -27,6 +28,11 @@ export interface KernelFeatures {
     conntrack?: boolean;
     /** `ct` expressions in the bridge family (needs nf_conntrack_bridge). */
     bridgeConntrack?: boolean;
+    /**
+     * br_netfilter is loaded (/proc/sys/net/bridge exists): bridges can pass bridged IP
+     * through the inet hooks, where conntrack works (lsdn's stateful policy needs it).
+     */
+    bridgeNetfilter?: boolean;
   };
   bridgeVlanFiltering: boolean;
   /** Why a feature is absent, by "<group>.<name>" (the tool's error), when it said. */
@@ -209,6 +215,9 @@ async function probeNft(k: Kernel, f: KernelFeatures, errors: Record<string, str
     p.set(err === undefined);
     if (err !== undefined) errors[`nft.${p.name}`] = err;
   });
+  // A module, global to the kernel: its sysctl directory shows in every namespace once loaded.
+  f.nft.bridgeNetfilter = existsSync('/proc/sys/net/bridge/bridge-nf-call-iptables');
+  if (!f.nft.bridgeNetfilter) errors['nft.bridgeNetfilter'] = 'br_netfilter is not loaded (modprobe br_netfilter)';
 }
 
 /**
@@ -292,6 +301,7 @@ export function formatDoctor(features: KernelFeatures, support: { type: NetworkT
     ['netdevFamily', 'netdev family', features.nft.netdevFamily],
     ['conntrack', 'conntrack (inet)', features.nft.conntrack],
     ['bridgeConntrack', 'conntrack (bridge)', features.nft.bridgeConntrack],
+    ['bridgeNetfilter', 'br_netfilter', features.nft.bridgeNetfilter],
   ];
   for (const [key, label, v] of nft) {
     if (v === undefined) continue;

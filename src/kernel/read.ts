@@ -2,13 +2,16 @@
  * The kernel reader: the actual state of one host, restricted to what lsdn owns, in a
  * constant number of processes whatever the number of objects:
  *
- *   ip -j -d addr show      links (with link/slave details) and their addresses
+ *   ip -j -d -batch -       `addr show` (links with link/slave details, addresses) and `neigh show`
  *   bridge -j fdb show      every FDB entry (VXLAN `self` and bridge `master`)
- *   ip -j neigh show        neighbour entries
- *   nft -j list tables      then, only when lsdn owns tables: one `nft -s list` of them
+ *   nft -s list ruleset     the tables lsdn owns (of the context: `lsdn_<context>`)
+ *   tc -j qdisc show        every qdisc; lsdn's are on the interfaces it manages
  *
- * The four first run concurrently. Besides the owned state it returns facts about every
- * link of the host (does the VM's interface exist, the underlay's MTU...).
+ * These four run concurrently; then, only when there is something to look at, two more at
+ * most, concurrently: `tc -j -batch -` with `filter show dev X ingress` for the managed
+ * interfaces that have an ingress qdisc, and `tc qdisc show` (text: the only place tc prints
+ * a tbf's peak rate) when one of lsdn's tbf has a peak rate. Besides the owned state it
+ * returns facts about every link of the host (does the VM's interface exist, the underlay's MTU...).
  */
 import { Kernel, KernelError } from './exec.js';
 import {
@@ -21,7 +24,10 @@ import {
   type LinkObject,
   type NftTableObject,
   type PortObject,
+  type QdiscObject,
 } from '../compile/state.js';
+import { FILTER_PREF, QDISC_HANDLE, tbfLimitFromLatency } from '../policy/shaping.js';
+import { canonicalNftLine, nftTableName } from '../policy/nft.js';
 
 export interface LinkFact {
   name: string;
@@ -109,8 +115,19 @@ interface NeighEntry {
   state?: string[];
 }
 
-interface NftListTables {
-  nftables?: { table?: { family: string; name: string } }[];
+interface TcQdisc {
+  kind?: string;
+  handle?: string;
+  dev?: string;
+  root?: boolean;
+  parent?: string;
+  options?: { rate?: number; burst?: number; lat?: number; minburst?: number };
+}
+
+interface TcFilter {
+  pref?: number;
+  kind?: string;
+  options?: { actions?: { kind?: string; mirred_action?: string; direction?: string; to_dev?: string }[] };
 }
 
 // ---- helpers ----
@@ -265,40 +282,151 @@ export function parseNftTables(text: string, wanted: (family: string, name: stri
       chain = undefined;
       continue;
     }
-    if (chain && t) chain.push(t);
+    if (chain && t) chain.push(canonicalNftLine(t));
   }
   return out;
 }
 
-async function readNft(kernel: Kernel): Promise<NftTableObject[]> {
-  let tables: { family: string; name: string }[];
+/** Split concatenated JSON values (what `ip|tc -j -batch` print, one per command). */
+export function splitJsonValues(text: string): unknown[] {
+  const out: unknown[] = [];
+  let depth = 0;
+  let start = -1;
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '\\') i++;
+      else if (c === '"') quoted = false;
+      continue;
+    }
+    if (c === '"') quoted = true;
+    else if (c === '[' || c === '{') {
+      if (depth === 0) start = i;
+      depth++;
+    } else if (c === ']' || c === '}') {
+      depth--;
+      if (depth === 0 && start >= 0) {
+        out.push(JSON.parse(text.slice(start, i + 1)));
+        start = -1;
+      }
+    }
+  }
+  return out;
+}
+
+/** A rate as tc's text prints it ("41943Kbit", "20Mibit", "999bit") in bit/s. */
+export function parseTcRate(text: string): number | undefined {
+  const m = /^([\d.]+)([KMGT]?)(i?)bit$/.exec(text);
+  if (!m) return undefined;
+  const base = m[3] ? 1024 : 1000;
+  return Math.round(Number(m[1]) * base ** ' KMGT'.indexOf(m[2] || ' '));
+}
+
+/**
+ * The owned tables, in one process: the whole ruleset, stateless (`-s`: no counter values).
+ * (nft 1.0.6 cannot list several tables in one process, its cache keeps only the last one.)
+ * With a context, only that context's tables (`lsdn_<context>`, in any family).
+ */
+async function readNft(kernel: Kernel, context?: string): Promise<NftTableObject[]> {
+  let stdout: string;
   try {
-    const j = await kernel.json<NftListTables>('nft', ['list', 'tables']);
-    tables = (Array.isArray(j) ? [] : (j.nftables ?? []))
-      .map((e) => e.table)
-      .filter((t): t is { family: string; name: string } => !!t && isOwnedNftTable(t.name) && NFT_FAMILIES.has(t.family));
+    ({ stdout } = await kernel.run('nft', ['-s', 'list', 'ruleset']));
   } catch (e) {
     if (isNftMissing(e)) return [];
     throw e;
   }
-  if (tables.length === 0) return [];
-  const wanted = (family: string, name: string) => tables.some((t) => t.family === family && t.name === name);
-  // nft 1.0.6 cannot list several tables in one process (its cache keeps only the last one):
-  // one table is listed alone, several through the whole ruleset (still one process).
-  const only = tables.length === 1 ? tables[0] : undefined;
-  const args = only ? ['-s', 'list', 'table', only.family, only.name] : ['-s', 'list', 'ruleset'];
-  const { stdout } = await kernel.run('nft', args);
-  return parseNftTables(stdout, wanted);
+  const mine = context !== undefined ? nftTableName(context) : undefined;
+  return parseNftTables(stdout, (_family, name) => (mine !== undefined ? name === mine : isOwnedNftTable(name)));
+}
+
+/**
+ * lsdn's qdiscs and redirect filters on the interfaces it manages (`devs`): root qdiscs with
+ * lsdn's handle, and ingress qdiscs that hold lsdn's redirect filter.
+ */
+async function readTc(kernel: Kernel, qdiscs: TcQdisc[], devs: ReadonlySet<string>): Promise<KernelObject[]> {
+  const out: KernelObject[] = [];
+  const tbfs: QdiscObject[] = [];
+  const ingress: string[] = [];
+  const withPeak = new Set<string>();
+  for (const q of qdiscs) {
+    if (!q.dev || !devs.has(q.dev)) continue;
+    if (q.kind === 'ingress') {
+      ingress.push(q.dev);
+    } else if (q.root && q.handle === QDISC_HANDLE && q.kind === 'tbf') {
+      const o = q.options ?? {};
+      const rateBps = o.rate ?? 0;
+      const obj: QdiscObject = { kind: 'qdisc', dev: q.dev, parent: 'root', type: 'tbf', rate: rateBps * 8, burst: o.burst ?? 0 };
+      if (o.minburst !== undefined) {
+        obj.mtu = o.minburst;
+        withPeak.add(q.dev);
+      }
+      if (o.lat !== undefined) obj.limit = tbfLimitFromLatency(o.lat, rateBps, obj.burst ?? 0);
+      tbfs.push(obj);
+    }
+  }
+  ingress.sort();
+  const [filters, text] = await Promise.all([
+    ingress.length
+      ? kernel.run('tc', ['-j', '-batch', '-'], { input: ingress.map((d) => `filter show dev ${d} ingress`).join('\n') + '\n' }).catch(() => ({ stdout: '' }))
+      : undefined,
+    withPeak.size ? kernel.run('tc', ['qdisc', 'show']) : undefined,
+  ]);
+  if (filters) {
+    let lists = splitJsonValues(filters.stdout) as TcFilter[][];
+    // A device gone between the reads prints no list: then ask again one device at a time.
+    if (lists.length !== ingress.length) {
+      lists = await Promise.all(ingress.map((d) => kernel.json<TcFilter[]>('tc', ['filter', 'show', 'dev', d, 'ingress']).catch(() => [])));
+    }
+    ingress.forEach((dev, i) => {
+      const f = (lists[i] ?? []).find((x) => x.pref === FILTER_PREF && x.kind === 'u32' && x.options?.actions?.length);
+      const a = f?.options?.actions?.[0];
+      if (!a || a.kind !== 'mirred' || a.mirred_action !== 'redirect' || a.direction !== 'egress' || !a.to_dev) return;
+      out.push({ kind: 'qdisc', dev, parent: 'ingress', type: 'ingress' });
+      out.push({ kind: 'filter', dev, parent: 'ingress', pref: FILTER_PREF, redirect: a.to_dev });
+    });
+  }
+  if (text) {
+    for (const line of text.stdout.split('\n')) {
+      const m = /^qdisc tbf \S+ dev (\S+) .*\bpeakrate (\S+)/.exec(line);
+      const q = m ? tbfs.find((t) => t.dev === m[1]) : undefined;
+      const peak = m ? parseTcRate(m[2] as string) : undefined;
+      if (q && peak !== undefined) q.peakrate = peak;
+    }
+  }
+  for (const q of tbfs) {
+    // With a peak rate tc prints the larger of the two queue times: recompute the limit with it.
+    const src = qdiscs.find((x) => x.dev === q.dev && x.root && x.handle === QDISC_HANDLE);
+    const lat = src?.options?.lat;
+    if (lat !== undefined && q.peakrate !== undefined) {
+      q.limit = tbfLimitFromLatency(lat, (q.rate ?? 0) / 8, q.burst ?? 0, q.peakrate / 8, q.mtu);
+    }
+    out.push(q);
+  }
+  return out;
 }
 
 /** Read the host's links and its owned kernel state (optionally of one context only). */
 export async function readHostState(kernel: Kernel, opts: { context?: string } = {}): Promise<ReadResult> {
-  const [ipLinks, fdb, neigh, nft] = await Promise.all([
-    kernel.json<IpLink[]>('ip', ['-d', 'addr', 'show']),
+  const [ipOut, fdb, nft, qdiscs] = await Promise.all([
+    kernel.run('ip', ['-j', '-d', '-batch', '-'], { input: 'addr show\nneigh show\n' }),
     kernel.json<FdbEntry[]>('bridge', ['fdb', 'show']),
-    kernel.json<NeighEntry[]>('ip', ['neigh', 'show']),
-    readNft(kernel),
+    readNft(kernel, opts.context),
+    kernel.json<TcQdisc[]>('tc', ['qdisc', 'show']).catch((e: unknown) => {
+      // Without tc there is nothing of lsdn's to read (like nft, above).
+      if (e instanceof KernelError && e.exitCode === null && / is not installed/.test(e.message)) return [];
+      throw e;
+    }),
   ]);
+  const ipLists = splitJsonValues(ipOut.stdout);
+  if (ipLists.length !== 2 || !ipLists.every(Array.isArray)) {
+    throw new KernelError(
+      `ip -j -d -batch: expected two JSON lists (links, neighbours), got ${ipLists.length}`,
+      kernel.argv('ip', ['-j', '-d', '-batch', '-']), ipOut.stderr, 0,
+    );
+  }
+  const ipLinks = ipLists[0] as IpLink[];
+  const neigh = ipLists[1] as NeighEntry[];
 
   const byName = new Map<string, IpLink>();
   const byIndex = new Map<number, IpLink>();
@@ -347,12 +475,19 @@ export async function readHostState(kernel: Kernel, opts: { context?: string } =
       const bp = brportFlags(l);
       if (bp) link.brport = bp;
     }
+    if (kind === 'bridge') {
+      const d = l.linkinfo?.info_data ?? {};
+      const v4 = d.nf_call_iptables === 1 || d.nf_call_iptables === true;
+      const v6 = d.nf_call_ip6tables === 1 || d.nf_call_ip6tables === true;
+      if (v4 || v6) link.netfilter = v4 && v6;
+    }
     owned.set(link.name, link);
     objects.push(link);
   }
   const ownedBridges = new Set([...owned.values()].filter((o) => o.type === 'bridge').map((o) => o.name));
 
   // Ports: foreign links enslaved to an owned bridge.
+  const managed = new Set(owned.keys());
   for (const l of ipLinks) {
     if (owned.has(l.ifname) || !l.master || !ownedBridges.has(l.master)) continue;
     if (isOwnedLink(l.ifname, l.ifalias)) continue; // owned by another context
@@ -361,7 +496,10 @@ export async function readHostState(kernel: Kernel, opts: { context?: string } =
     const bp = brportFlags(l);
     if (bp) port.brport = bp;
     objects.push(port);
+    managed.add(port.name);
   }
+
+  objects.push(...(await readTc(kernel, qdiscs, managed)));
 
   // FDB. `self` entries of an owned VXLAN device (other devices' `self` entries are their
   // unicast/multicast address lists) that were programmed (permanent/static), minus the

@@ -211,6 +211,14 @@ export class Rate extends Located {
   }
 }
 
+/** What happens to a packet no rule decided, per direction (`in`: toward the VM, `out`: from it). */
+export interface PolicySpec {
+  in: RuleAction;
+  out: RuleAction;
+}
+
+export const DEFAULT_POLICY: Readonly<PolicySpec> = { in: 'accept', out: 'accept' };
+
 export interface VirtOptions {
   mac?: string;
   phys?: Phys | string;
@@ -218,6 +226,12 @@ export interface VirtOptions {
   /** Addresses with prefix length ("10.0.0.1/24", "2001:db8::1/64"). */
   ips?: string[];
   mtu?: number;
+  /** Default action per direction when no rule matched (accept, accept when unset). */
+  policy?: Partial<PolicySpec>;
+  /** Allow replies to connections the VM opened and block new inbound IP connections (off when unset). */
+  stateful?: boolean;
+  /** Only the VM's own MAC (and, when known, its IPs) as source of what it sends (on when unset). */
+  antiSpoof?: boolean;
 }
 
 export class Virt extends Located {
@@ -230,6 +244,12 @@ export class Virt extends Located {
   mtu: number | undefined;
   readonly rules: Rule[] = [];
   readonly rates: { in?: Rate; out?: Rate } = {};
+  /** Default action per direction for packets no rule decided. */
+  policy: PolicySpec = { ...DEFAULT_POLICY };
+  /** Stateful inbound filtering: replies to the VM's own connections pass, new inbound IP connections do not. */
+  stateful = false;
+  /** Anti-spoofing of what the VM sends (its MAC, its IPs when known, ARP and neighbour discovery). */
+  antiSpoof = true;
 
   constructor(readonly net: Net, readonly name: string) {
     super();
@@ -248,6 +268,9 @@ export class Virt extends Located {
     if ('mac' in opts) this.mac = opts.mac;
     if ('ips' in opts) this.ips = [...(opts.ips ?? [])];
     if ('mtu' in opts) this.mtu = opts.mtu;
+    if (opts.policy !== undefined) this.policy = { ...this.policy, ...opts.policy };
+    if ('stateful' in opts) this.stateful = opts.stateful ?? false;
+    if ('antiSpoof' in opts) this.antiSpoof = opts.antiSpoof ?? true;
     if ('phys' in opts || 'if' in opts) this.connect(opts.phys ?? this.phys ?? this.physRef, opts.if ?? this.if);
     return this;
   }
@@ -290,6 +313,13 @@ export class Virt extends Located {
   rate(direction: Direction, spec: RateSpec | undefined): this {
     if (spec) this.rates[direction] = new Rate(direction, spec);
     else delete this.rates[direction];
+    return this;
+  }
+
+  /** Set the default action of one direction (or both). */
+  setPolicy(direction: Direction | 'both', action: RuleAction): this {
+    if (direction === 'both' || direction === 'in') this.policy.in = action;
+    if (direction === 'both' || direction === 'out') this.policy.out = action;
     return this;
   }
 

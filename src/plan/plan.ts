@@ -8,7 +8,9 @@ import { isDeepStrictEqual } from 'node:util';
 import {
   HostState, objectKey,
   type BridgePortFlags, type FdbObject, type KernelObject, type LinkObject, type NeighObject, type AddrObject, type PortObject,
+  type NftTableObject, type QdiscObject, type FilterObject,
 } from '../compile/state.js';
+import { qdiscChanges, sameQdisc } from '../policy/shaping.js';
 import * as r from './render.js';
 import type { Command } from './render.js';
 
@@ -37,6 +39,8 @@ export interface PlanFacts {
 /** Phases, in execution order. */
 const enum Phase {
   DeleteEntries,
+  DeleteFilters,
+  DeleteQdiscs,
   ReleasePorts,
   DeleteLinks,
   CreateBridges,
@@ -45,6 +49,9 @@ const enum Phase {
   Ports,
   PortFlags,
   CreateEntries,
+  Qdiscs,
+  Filters,
+  Firewall,
 }
 
 interface Staged extends Step {
@@ -138,6 +145,11 @@ export function planChanges(desired: HostState, actual: HostState, facts: PlanFa
       case 'neigh':
       case 'addr':
         return dep(o.dev, 'interface');
+      case 'qdisc':
+      case 'filter':
+        return dep(o.dev, 'interface') ?? (facts.links && !facts.links.has(o.dev) && !desired.get(`link ${o.dev}`)
+          ? `interface ${o.dev} does not exist on this host`
+          : undefined);
       case 'nft':
         return undefined;
     }
@@ -163,8 +175,23 @@ export function planChanges(desired: HostState, actual: HostState, facts: PlanFa
     if (!want) gone.add(have.name);
     else if (want.kind === 'link' && immutableChanges(have, want).length) gone.add(have.name);
   }
-  const hangsOnGone = (o: KernelObject): boolean =>
-    (o.kind === 'fdb' || o.kind === 'neigh' || o.kind === 'addr') ? gone.has(o.dev) : o.kind === 'port' ? gone.has(o.master) : o.kind === 'link' && o.master !== undefined && gone.has(o.master);
+  const hangsOnGone = (o: KernelObject): boolean => {
+    switch (o.kind) {
+      case 'fdb':
+      case 'neigh':
+      case 'addr':
+      case 'qdisc':
+        return gone.has(o.dev);
+      case 'filter':
+        return gone.has(o.dev) || gone.has(o.redirect);
+      case 'port':
+        return gone.has(o.master);
+      case 'link':
+        return o.master !== undefined && gone.has(o.master);
+      case 'nft':
+        return false;
+    }
+  };
 
   // Deletions.
   for (const [key, have] of actual.objects) {
@@ -185,8 +212,16 @@ export function planChanges(desired: HostState, actual: HostState, facts: PlanFa
       case 'addr':
         if (!gone.has(have.dev)) add(Phase.DeleteEntries, 'delete', have, r.deleteAddr(have));
         break;
+      case 'qdisc':
+        if (!gone.has(have.dev)) add(Phase.DeleteQdiscs, 'delete', have, r.deleteQdisc(have));
+        break;
+      case 'filter':
+        // Deleting the ingress qdisc takes its filters with it.
+        if (!gone.has(have.dev) && desired.get(`qdisc ${have.dev} ingress`)) add(Phase.DeleteFilters, 'delete', have, r.deleteFilter(have));
+        break;
       case 'nft':
-        break; // handled by the nft planner (one table, atomic)
+        add(Phase.Firewall, 'delete', have, r.nftDeleteTable(have), { changes: ['table removed'] });
+        break;
     }
   }
 
@@ -222,6 +257,12 @@ export function planChanges(desired: HostState, actual: HostState, facts: PlanFa
         if (Object.keys(flags).length) {
           add(Phase.PortFlags, 'update', want, r.setBridgePortFlags(want.name, flags), { changes: Object.entries(flags).map(([k, v]) => `${k} -> ${v ? 'on' : 'off'}`) });
         }
+        if (want.type === 'bridge') {
+          const on = want.netfilter === true;
+          if (on ? prev.netfilter !== true : prev.netfilter !== undefined) {
+            add(Phase.UpdateLinks, 'update', want, r.setBridgeNetfilter(want.name, on), { changes: [`netfilter ${fmt(prev.netfilter ?? false)} -> ${on}`] });
+          }
+        }
         break;
       }
       case 'port': {
@@ -256,14 +297,74 @@ export function planChanges(desired: HostState, actual: HostState, facts: PlanFa
       case 'addr':
         if (!have) add(Phase.CreateEntries, 'create', want, r.createAddr(want as AddrObject));
         break;
-      case 'nft':
+      case 'qdisc': {
+        const prev = have as QdiscObject | undefined;
+        if (!prev) add(Phase.Qdiscs, 'create', want, r.replaceQdisc(want));
+        else if (!sameQdisc(prev, want)) add(Phase.Qdiscs, 'update', want, r.replaceQdisc(want), { changes: qdiscChanges(prev, want) });
         break;
+      }
+      case 'filter': {
+        const prev = have as FilterObject | undefined;
+        if (!prev) add(Phase.Filters, 'create', want, r.replaceFilter(want));
+        else if (prev.redirect !== want.redirect) {
+          add(Phase.Filters, 'update', want, r.replaceFilter(want), { changes: [`redirect ${prev.redirect} -> ${want.redirect}`] });
+        }
+        break;
+      }
+      case 'nft': {
+        const s = planNftTable(want, found as NftTableObject | undefined);
+        if (s) add(Phase.Firewall, s.action, want, s.commands, { changes: s.changes });
+        break;
+      }
     }
   }
 
   // Stable order: by phase, then by key within a phase (deterministic output).
   steps.sort((a, b) => a.phase - b.phase || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   return { steps: steps.map(({ phase: _phase, ...s }) => s) };
+}
+
+const isBaseChain = (lines: string[] | undefined): boolean => lines?.[0]?.startsWith('type ') === true;
+
+/**
+ * One table's change as one transaction, proportional to it: a new table is created with its
+ * chains; in an existing one only chains whose lines differ are replaced (flushed and
+ * refilled; a base chain whose hook changed is deleted and re-added), new chains added,
+ * chains no longer wanted deleted. Regular chains come first (base chains jump to them) and
+ * deletions last (once nothing jumps to them).
+ */
+export function planNftTable(want: NftTableObject, have: NftTableObject | undefined):
+  { action: StepAction; commands: Command[]; changes: string[] } | undefined {
+  const { family, name } = want;
+  const names = Object.keys(want.chains).sort();
+  const ordered = [...names.filter((c) => !isBaseChain(want.chains[c])), ...names.filter((c) => isBaseChain(want.chains[c]))];
+  if (!have) {
+    return {
+      action: 'create',
+      commands: [r.nftAddTable(want), ...ordered.map((c) => r.nftChainBlock(family, name, c, want.chains[c] ?? []))],
+      changes: [],
+    };
+  }
+  const commands: Command[] = [];
+  const changes: string[] = [];
+  for (const c of ordered) {
+    const w = want.chains[c] ?? [];
+    const h = have.chains[c];
+    if (h === undefined) {
+      commands.push(r.nftChainBlock(family, name, c, w));
+      changes.push(`chain ${c} added`);
+    } else if (!isDeepStrictEqual(h, w)) {
+      const hookChanged = (isBaseChain(h) || isBaseChain(w)) && h[0] !== w[0];
+      commands.push(hookChanged ? r.nftDeleteChain(family, name, c) : r.nftFlushChain(family, name, c), r.nftChainBlock(family, name, c, w));
+      changes.push(`chain ${c} replaced`);
+    }
+  }
+  const extra = Object.keys(have.chains).filter((c) => !(c in want.chains)).sort();
+  for (const c of [...extra.filter((c) => isBaseChain(have.chains[c])), ...extra.filter((c) => !isBaseChain(have.chains[c]))]) {
+    commands.push(r.nftDeleteChain(family, name, c));
+    changes.push(`chain ${c} removed`);
+  }
+  return commands.length ? { action: 'update', commands, changes } : undefined;
 }
 
 export function isEmptyPlan(plan: Plan): boolean {

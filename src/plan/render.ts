@@ -1,6 +1,9 @@
 /** Kernel objects -> the exact iproute2 batch lines that create, change or delete them. */
-import type { BridgePortFlags, FdbObject, LinkObject, NeighObject, AddrObject, PortObject } from '../compile/state.js';
+import type {
+  BridgePortFlags, FdbObject, FilterObject, LinkObject, NeighObject, NftTableObject, AddrObject, PortObject, QdiscObject,
+} from '../compile/state.js';
 import type { Tool } from '../kernel/exec.js';
+import { FILTER_HANDLE, QDISC_HANDLE } from '../policy/shaping.js';
 
 export interface Command {
   tool: Tool;
@@ -10,6 +13,8 @@ export interface Command {
 
 const ip = (line: string): Command => ({ tool: 'ip', line });
 const bridge = (line: string): Command => ({ tool: 'bridge', line });
+const tc = (line: string): Command => ({ tool: 'tc', line });
+const nft = (line: string): Command => ({ tool: 'nft', line });
 
 /** Quote a value for an iproute2 batch line when it has spaces or quotes. */
 function q(v: string): string {
@@ -49,9 +54,16 @@ export function createLink(o: LinkObject): Command[] {
     // The kernel ignores an alias given to `link add`: mark ownership at once, next line.
     ip(`link set dev ${o.name} alias ${q(o.alias)}`),
   ];
+  if (o.netfilter) cmds.push(...setBridgeNetfilter(o.name, true));
   const set = linkSetArgs({ mtu: o.mtu, master: o.master, up: o.up });
   if (set) cmds.push(ip(`link set dev ${o.name} ${set}`));
   return cmds;
+}
+
+/** Bridged IPv4/IPv6 through the inet hooks (br_netfilter), on this bridge only. */
+export function setBridgeNetfilter(name: string, on: boolean): Command[] {
+  const v = on ? 1 : 0;
+  return [ip(`link set dev ${name} type bridge nf_call_iptables ${v} nf_call_ip6tables ${v}`)];
 }
 
 export function deleteLink(o: LinkObject): Command[] {
@@ -116,4 +128,58 @@ export function createAddr(o: AddrObject): Command[] {
 
 export function deleteAddr(o: AddrObject): Command[] {
   return [ip(`addr del ${o.prefix} dev ${o.dev}`)];
+}
+
+// ---- tc: rate limits ----------------------------------------------------------------------------
+
+/** tc's units: rates in bit/s as `Nbit`, sizes in bytes as `Nb`. */
+export function tbfArgs(o: QdiscObject): string {
+  const parts = [`rate ${o.rate ?? 0}bit`, `burst ${o.burst ?? 0}b`, `limit ${o.limit ?? 0}b`];
+  if (o.peakrate !== undefined) parts.push(`peakrate ${o.peakrate}bit`, `mtu ${o.mtu ?? 0}b`);
+  return parts.join(' ');
+}
+
+/** Create or change a qdisc (`replace`: idempotent, and takes over a root qdisc that is not lsdn's). */
+export function replaceQdisc(o: QdiscObject): Command[] {
+  if (o.type === 'ingress') return [tc(`qdisc replace dev ${o.dev} handle ffff: ingress`)];
+  return [tc(`qdisc replace dev ${o.dev} root handle ${QDISC_HANDLE} tbf ${tbfArgs(o)}`)];
+}
+
+/** Remove a qdisc (the interface gets its default back; an ingress qdisc takes its filters with it). */
+export function deleteQdisc(o: QdiscObject): Command[] {
+  return [tc(`qdisc del dev ${o.dev} ${o.parent === 'ingress' ? 'ingress' : 'root'}`)];
+}
+
+export function replaceFilter(o: FilterObject): Command[] {
+  return [tc(
+    `filter replace dev ${o.dev} parent ffff: protocol all pref ${o.pref} handle ${FILTER_HANDLE} u32 match u32 0 0 action mirred egress redirect dev ${o.redirect}`,
+  )];
+}
+
+export function deleteFilter(o: FilterObject): Command[] {
+  return [tc(`filter del dev ${o.dev} parent ffff: pref ${o.pref}`)];
+}
+
+// ---- nft: the firewall (each table's change is one `nft -f` transaction) ------------------------
+
+/** A chain with its body as one `nft -f` line: `table F T { chain C { line; line; }; }` (adds to what the chain has). */
+export function nftChainBlock(family: string, table: string, chain: string, lines: string[]): Command {
+  const body = lines.map((l) => (l.endsWith(';') ? l : `${l};`)).join(' ');
+  return nft(`table ${family} ${table} { chain ${chain} { ${body} }; }`);
+}
+
+export function nftAddTable(o: NftTableObject): Command {
+  return nft(`add table ${o.family} ${o.name}`);
+}
+
+export function nftDeleteTable(o: { family: string; name: string }): Command[] {
+  return [nft(`delete table ${o.family} ${o.name}`)];
+}
+
+export function nftFlushChain(family: string, table: string, chain: string): Command {
+  return nft(`flush chain ${family} ${table} ${chain}`);
+}
+
+export function nftDeleteChain(family: string, table: string, chain: string): Command {
+  return nft(`delete chain ${family} ${table} ${chain}`);
 }

@@ -669,6 +669,7 @@ class Validator {
 
         this.checkRules(v);
         this.checkRates(v, label);
+        this.checkPolicy(v, label);
       }
     }
   }
@@ -792,6 +793,21 @@ class Validator {
     }
     if (!ok) return undefined;
     return { matchKey: key.join(' '), layout: layout.length ? layout.join(', ') : 'everything' };
+  }
+
+  // --- policy ---------------------------------------------------------------------------------
+
+  private checkPolicy(v: Virt, label: string): void {
+    for (const dir of DIRECTIONS) {
+      const a = v.policy[dir];
+      if (!RULE_ACTIONS.includes(a)) {
+        this.error('virt-policy-invalid', label, `policy ${dir} ${q(a)} is not one of ${RULE_ACTIONS.join(', ')}`, v, 'policy');
+      }
+    }
+    if (v.stateful && v.mac === undefined) {
+      this.error('virt-stateful-needs-mac', label,
+        'it is stateful, which recognizes replies toward the VM by its MAC: give the virt a "mac"', v, 'stateful');
+    }
   }
 
   // --- rates ----------------------------------------------------------------------------------

@@ -127,7 +127,7 @@ table bridge lsdn {
   }
   chain other { ip saddr 10.0.0.0/8 accept; }
 }
-table inet lsdn_fw { chain input { type filter hook input priority 0; policy accept; }; }
+table inet lsdn_ctxA { chain input { type filter hook input priority 0; policy accept; }; }
 table inet foreign { chain c { ip saddr 10.0.0.1 drop; }; }
 EOF`);
       nftTables.push(
@@ -142,7 +142,7 @@ EOF`);
             other: ['ip saddr 10.0.0.0/8 accept'],
           },
         },
-        { kind: 'nft', family: 'inet', name: 'lsdn_fw', chains: { input: ['type filter hook input priority filter; policy accept;'] } },
+        { kind: 'nft', family: 'inet', name: 'lsdn_ctxA', chains: { input: ['type filter hook input priority filter; policy accept;'] } },
       );
     }
 
@@ -191,11 +191,13 @@ EOF`);
     ];
 
     const kernel = new Kernel({ netns: a });
+    // A context owns the tables named lsdn_<context>; `lsdn` and other contexts' tables are not its.
+    const ofCtx = (c: string) => nftTables.filter((o) => o.kind === 'nft' && o.name === `lsdn_${c}`);
     const onlyA = await readHostState(kernel, { context: 'ctxA' });
-    assert.deepEqual(onlyA.state.sorted(), sorted([...ctxA, ...nftTables]));
+    assert.deepEqual(onlyA.state.sorted(), sorted([...ctxA, ...ofCtx('ctxA')]));
 
     const onlyB = await readHostState(kernel, { context: 'ctxB' });
-    assert.deepEqual(onlyB.state.sorted(), sorted([...ctxB, ...nftTables]));
+    assert.deepEqual(onlyB.state.sorted(), sorted([...ctxB, ...ofCtx('ctxB')]));
 
     const all = await readHostState(kernel);
     assert.deepEqual(all.state.sorted(), sorted([...ctxA, ...ctxB, ...nftTables]));

@@ -386,7 +386,9 @@ describe('reconcile on real namespaces', { skip }, () => {
       await converge(model, h, `net removed, ${h.phys}`);
       const after = keysOf(await owned(h));
       assert.ok(netObjects[h.phys]!.length >= 3);
-      assert.deepEqual(minus(beforeNet[h.phys]!, after), netObjects[h.phys], `${h.phys}: removed objects are tenant-a's`);
+      // The firewall table is the host's, not the net's: it goes with the last filtered virt.
+      const removed = minus(beforeNet[h.phys]!, after).filter((k) => !k.startsWith('nft '));
+      assert.deepEqual(removed, netObjects[h.phys], `${h.phys}: removed objects are tenant-a's`);
       assert.deepEqual(minus(after, beforeNet[h.phys]!), []);
       assert.ok(![...after].some((k) => k.includes(BR_A) || k.includes(VX_A)));
     }
@@ -588,7 +590,9 @@ describe('reconcile on real namespaces', { skip }, () => {
     }
     assert.deepEqual(measured[200], measured[10], 'operations and processes do not depend on the model size');
     for (const [what, [ops, procs]] of Object.entries(measured[10]!)) {
-      assert.ok(ops > 0 && ops <= 6, `${what}: ${ops} operations`);
+      // Links and entries (at most 6) plus, on the virt's host, its firewall chain and the
+      // dispatch chain replaced (flush + refill): one nft transaction.
+      assert.ok(ops > 0 && ops <= 9, `${what}: ${ops} operations`);
       assert.ok(procs <= 8, `${what}: ${procs} processes`);
     }
   });

@@ -50,9 +50,9 @@ test('a real vde_plug endpoint and lsdn virts share a vxvde net, both ways; othe
   }
   const prefix = uniquePrefix('vde');
   const vdeNs = `${prefix}-vdeplug`;
-  let plug: ReturnType<typeof spawn> | undefined;
+  const vde: { plug?: ReturnType<typeof spawn> } = {};
   t.after(async () => {
-    plug?.kill('SIGKILL');
+    vde.plug?.kill('SIGKILL');
     await labDown(prefix); // also removes vdeNs (same prefix) and kills what runs inside
   });
 
@@ -76,7 +76,7 @@ test('a real vde_plug endpoint and lsdn virts share a vxvde net, both ways; othe
     const r = spawnSync('sh', ['-c', c], { encoding: 'utf8' });
     assert.equal(r.status, 0, `${c}: ${r.stderr}`);
   }
-  plug = spawn('ip', ['netns', 'exec', vdeNs, 'vde_plug', 'vxvde://239.0.0.1', 'tap://vdetap'], { stdio: 'ignore' });
+  vde.plug = spawn('ip', ['netns', 'exec', vdeNs, 'vde_plug', 'vxvde://239.0.0.1', 'tap://vdetap'], { stdio: 'ignore' });
 
   const v1 = layout.virtNs.get('lan/v1')!;
   const v2 = layout.virtNs.get('lan/v2')!;

@@ -675,3 +675,18 @@ test('rate-burst-below-mtu (warning)', () => {
   w1.rates.in!.setLoc(L(30), { burst: L(30, 20) });
   expectProblem(m, { code: 'rate-burst-below-mtu', severity: 'warning', object: 'rate in of virt blue/w1', loc: L(30, 20), mentions: ['1000', '1500'] });
 });
+
+test('virt-policy-invalid', () => {
+  const { m, w1 } = base();
+  (w1.policy as { in: string }).in = 'reject';
+  w1.setLoc(L(6), { policy: L(6, 60) });
+  expectProblem(m, { code: 'virt-policy-invalid', object: 'virt blue/w1', loc: L(6, 60), mentions: ['policy in', '"reject"'] });
+});
+
+test('virt-stateful-needs-mac', () => {
+  const { m, w1 } = base();
+  w1.mac = undefined;
+  w1.stateful = true;
+  w1.setLoc(L(6), { stateful: L(6, 70) });
+  expectProblem(m, { code: 'virt-stateful-needs-mac', object: 'virt blue/w1', loc: L(6, 70), mentions: 'stateful' });
+});

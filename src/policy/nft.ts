@@ -1,0 +1,355 @@
+/**
+ * The firewall of virts (rules, default policy, anti-spoofing, stateful inbound filtering) as
+ * nftables tables lsdn owns, one set per model context. Pure.
+ *
+ *   table bridge lsdn_<context>        always, when any local virt needs filtering
+ *     chain prerouting   hook prerouting  (priority filter = -200): `iifname vmap { PORT : jump vout-X }`
+ *     chain postrouting  hook postrouting (priority 0):             `oifname vmap { PORT : jump vin-X }`
+ *     chain vout-<hash>  what the VM sends: anti-spoofing, then its `out` rules, then the default
+ *     chain vin-<hash>   what the VM receives: replies (stateful), its `in` rules, then the default
+ *
+ *   table inet lsdn_<context>          only when a local virt is stateful
+ *     chain forward      hook forward: marks replies to a stateful VM's own connections
+ *
+ * The bridge family has no conntrack on kernels without nf_conntrack_bridge, so stateful mode
+ * uses br_netfilter instead: the net's bridge passes bridged IPv4/IPv6 frames through the inet
+ * hooks (`nf_call_iptables`/`nf_call_ip6tables` on that bridge only), where conntrack tracks
+ * them; the inet table sets one bit of the packet mark on frames toward the VM that belong to
+ * an established or related connection, and the VM's bridge chain accepts (and clears) that bit
+ * before its rules. Without br_netfilter nothing is marked and replies are dropped: it fails closed.
+ *
+ * Every line is written exactly as `nft -s list` prints it back (set elements in a canonical
+ * order, see canonicalNftLine), so that an unchanged firewall reads back equal and plans nothing.
+ */
+import { createHash } from 'node:crypto';
+import ipaddr from 'ipaddr.js';
+import type { Net, Netmodel, RuleSpec, Virt } from '../model/netmodel.js';
+import { normalizeMac, parsePrefix } from '../model/addr.js';
+import { icmpTypeNumber, parseMacMatch, parsePortRange } from '../validate/validate.js';
+import type { NftTableObject } from '../compile/state.js';
+
+/** The nftables table of a model context (the reader owns `lsdn` and `lsdn_*`). */
+export function nftTableName(context: string): string {
+  return `lsdn_${context}`;
+}
+
+/** The packet-mark bit that carries "reply to the VM's own connection" from the inet table to the bridge table. */
+export const STATEFUL_MARK = 0x00800000;
+const MARK_HEX = `0x${STATEFUL_MARK.toString(16).padStart(8, '0')}`;
+const UNMARK_HEX = `0x${(~STATEFUL_MARK >>> 0).toString(16).padStart(8, '0')}`;
+
+export const BRIDGE_HOOKS = {
+  prerouting: 'type filter hook prerouting priority filter; policy accept;',
+  postrouting: 'type filter hook postrouting priority 0; policy accept;',
+} as const;
+export const INET_FORWARD_HOOK = 'type filter hook forward priority filter; policy accept;';
+
+/** Chain of one virt and direction: `vin-<8 hex>` / `vout-<8 hex>` of sha1(context, net, virt). */
+export function virtChainName(context: string, net: string, virt: string, dir: 'in' | 'out'): string {
+  const h = createHash('sha1').update(`${context}\0${net}\0${virt}`).digest('hex').slice(0, 8);
+  return `v${dir}-${h}`;
+}
+
+// ---- canonical text ---------------------------------------------------------------------------
+
+/** Split at top-level commas, outside double quotes. */
+function splitElements(inner: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let quoted = false;
+  for (const c of inner) {
+    if (c === '"') quoted = !quoted;
+    if (c === ',' && !quoted) {
+      out.push(cur.trim());
+      cur = '';
+    } else {
+      cur += c;
+    }
+  }
+  if (cur.trim()) out.push(cur.trim());
+  return out;
+}
+
+/**
+ * A rule line in canonical form: the elements of every anonymous set `{ a, b }` sorted (nft
+ * prints them in its own order: hash order for maps, numeric for intervals). Both the compiler
+ * and the reader pass lines through this, so equal rule sets compare equal.
+ */
+export function canonicalNftLine(line: string): string {
+  const t = line.trim();
+  if (t.startsWith('type ')) return t;
+  let out = '';
+  let i = 0;
+  let quoted = false;
+  while (i < t.length) {
+    const c = t[i] as string;
+    if (c === '"') quoted = !quoted;
+    if (c === '{' && !quoted) {
+      // Find the matching "}" (sets do not nest in lsdn's lines).
+      let j = i + 1;
+      let q = false;
+      while (j < t.length && (q || t[j] !== '}')) {
+        if (t[j] === '"') q = !q;
+        j++;
+      }
+      const elems = splitElements(t.slice(i + 1, j)).sort();
+      out += `{ ${elems.join(', ')} }`;
+      i = j + 1;
+      continue;
+    }
+    out += c;
+    i++;
+  }
+  return out;
+}
+
+/** `{ a, b }` for several values, the bare value for one (how nft prints a one-element set). */
+function set(values: string[]): string {
+  const u = [...new Set(values)];
+  return u.length === 1 ? (u[0] as string) : `{ ${u.join(', ')} }`;
+}
+
+// ---- rules ------------------------------------------------------------------------------------
+
+/** nft's names of ICMP types (what `nft list` prints for these numbers). */
+const NFT_ICMP_NAMES: Record<'icmp' | 'icmpv6', Record<number, string>> = {
+  icmp: {
+    0: 'echo-reply', 3: 'destination-unreachable', 4: 'source-quench', 5: 'redirect', 8: 'echo-request',
+    9: 'router-advertisement', 10: 'router-solicitation', 11: 'time-exceeded', 12: 'parameter-problem',
+    13: 'timestamp-request', 14: 'timestamp-reply', 15: 'info-request', 16: 'info-reply',
+    17: 'address-mask-request', 18: 'address-mask-reply',
+  },
+  icmpv6: {
+    1: 'destination-unreachable', 2: 'packet-too-big', 3: 'time-exceeded', 4: 'parameter-problem',
+    128: 'echo-request', 129: 'echo-reply', 130: 'mld-listener-query', 131: 'mld-listener-report',
+    132: 'mld-listener-done', 133: 'nd-router-solicit', 134: 'nd-router-advert', 135: 'nd-neighbor-solicit',
+    136: 'nd-neighbor-advert', 137: 'nd-redirect', 138: 'router-renumbering', 141: 'ind-neighbor-solicit',
+    142: 'ind-neighbor-advert', 143: 'mld2-listener-report',
+  },
+};
+
+function prefixText(text: string): { family: 4 | 6; text: string } | undefined {
+  const p = parsePrefix(text);
+  if (!p) return undefined;
+  const max = p.family === 4 ? 32 : 128;
+  if (p.len === max) return { family: p.family, text: p.ip };
+  const net = (p.family === 4 ? ipaddr.IPv4 : ipaddr.IPv6).networkAddressFromCIDR(`${p.ip}/${p.len}`).toString();
+  return { family: p.family, text: `${net}/${p.len}` };
+}
+
+function macMatch(field: 'saddr' | 'daddr', text: string): string | undefined {
+  const m = parseMacMatch(text);
+  if (!m) return undefined;
+  return m.mask === 'ff:ff:ff:ff:ff:ff' ? `ether ${field} ${m.mac}` : `ether ${field} & ${m.mask} == ${m.mac}`;
+}
+
+function portText(p: number | string): string | undefined {
+  const r = parsePortRange(p);
+  if (!r) return undefined;
+  return r[0] === r[1] ? String(r[0]) : `${r[0]}-${r[1]}`;
+}
+
+/** One rule as an nft rule line (bridge family); undefined when a field is invalid (validation reports it). */
+export function ruleLine(s: RuleSpec): string | undefined {
+  const parts: string[] = [];
+  for (const [f, field] of [['srcMac', 'saddr'], ['dstMac', 'daddr']] as const) {
+    const v = s[f];
+    if (v === undefined) continue;
+    const m = macMatch(field, v);
+    if (!m) return undefined;
+    parts.push(m);
+  }
+  for (const [f, field] of [['srcIp', 'saddr'], ['dstIp', 'daddr']] as const) {
+    const v = s[f];
+    if (v === undefined) continue;
+    const p = prefixText(v);
+    if (!p) return undefined;
+    parts.push(`${p.family === 4 ? 'ip' : 'ip6'} ${field} ${p.text}`);
+  }
+  if (s.proto !== undefined) {
+    const ports = (['srcPort', 'dstPort'] as const).filter((f) => s[f] !== undefined);
+    if (ports.length) {
+      for (const f of ports) {
+        const t = portText(s[f] as number | string);
+        if (!t) return undefined;
+        parts.push(`${s.proto} ${f === 'srcPort' ? 'sport' : 'dport'} ${t}`);
+      }
+    } else if (s.icmpType !== undefined && (s.proto === 'icmp' || s.proto === 'icmpv6')) {
+      const n = icmpTypeNumber(s.proto, s.icmpType);
+      if (n === undefined) return undefined;
+      parts.push(`${s.proto} type ${NFT_ICMP_NAMES[s.proto][n] ?? String(n)}`);
+    } else {
+      parts.push(`meta l4proto ${s.proto === 'icmpv6' ? 'ipv6-icmp' : s.proto}`);
+    }
+  }
+  parts.push(s.action);
+  return canonicalNftLine(parts.join(' '));
+}
+
+/** Rules of one direction in evaluation order: lower priority first, then declaration order. */
+function orderedRules(v: Virt, dir: 'in' | 'out'): RuleSpec[] {
+  return v.rules
+    .map((r, i) => ({ r, i }))
+    .filter(({ r }) => r.direction === dir)
+    .sort((a, b) => a.r.spec.priority - b.r.spec.priority || a.i - b.i)
+    .map(({ r }) => r.spec);
+}
+
+// ---- infrastructure allowances and anti-spoofing -------------------------------------------
+
+/** Neighbour discovery and multicast listener messages: what IPv6 needs to work at all. */
+const ND_TYPES = [
+  'mld-listener-query', 'mld-listener-report', 'mld-listener-done', 'nd-router-solicit', 'nd-router-advert',
+  'nd-neighbor-solicit', 'nd-neighbor-advert', 'mld2-listener-report',
+];
+
+/** Accepted before a `drop` default: ARP and IPv6 neighbour discovery (a VM cannot work without them). */
+function infrastructure(): string[] {
+  return ['ether type arp accept', `icmpv6 type ${set(ND_TYPES)} accept`];
+}
+
+function hexOf(bytes: number[]): string {
+  return `0x${bytes.reduce((n, b) => (n << 8n) | BigInt(b), 0n).toString(16)}`;
+}
+
+function macHex(mac: string): string {
+  return hexOf(mac.split(':').map((b) => parseInt(b, 16)));
+}
+
+/** The virt's own addresses by family (without prefix length), normalized. */
+export function virtAddresses(v: Virt): { v4: string[]; v6: string[] } {
+  const v4: string[] = [];
+  const v6: string[] = [];
+  for (const a of v.ips) {
+    const p = typeof a === 'string' ? parsePrefix(a) : undefined;
+    if (!p) continue;
+    (p.family === 4 ? v4 : v6).push(p.ip);
+  }
+  return { v4: [...new Set(v4)], v6: [...new Set(v6)] };
+}
+
+/**
+ * Anti-spoofing of what a VM sends: its MAC as Ethernet source and ARP sender; its IPv4
+ * addresses (when the model gives any) as IP source and ARP sender address, 0.0.0.0 only for
+ * DHCP and ARP probes; its IPv6 addresses (when given) plus link-local ones as source, :: only
+ * for duplicate address detection and MLD; neighbour advertisements only for its own or a
+ * link-local target, and neighbour/router messages only with its own MAC as link-layer option.
+ * VLAN-tagged frames are dropped (their inner headers would escape these checks).
+ */
+export function antiSpoofLines(v: Virt): string[] {
+  if (!v.antiSpoof) return [];
+  const mac = typeof v.mac === 'string' ? normalizeMac(v.mac) : undefined;
+  const { v4, v6 } = virtAddresses(v);
+  if (!mac && !v4.length && !v6.length) return [];
+  const out: string[] = [];
+  if (mac) out.push(`ether saddr != ${mac} drop`);
+  out.push('ether type { 8021ad, 8021q } drop');
+  if (mac) out.push(`arp saddr ether != ${mac} drop`);
+  if (v4.length) {
+    out.push(`arp saddr ip != ${set(['0.0.0.0', ...v4])} drop`);
+    out.push(`ip saddr != ${set(['0.0.0.0', ...v4])} drop`);
+    out.push('ip saddr 0.0.0.0 meta l4proto != udp drop');
+    out.push('ip saddr 0.0.0.0 udp dport != 67 drop');
+  }
+  if (v6.length) {
+    out.push(`ip6 saddr != ${set(['::', 'fe80::/10', ...v6])} drop`);
+    out.push('ip6 saddr :: meta l4proto != ipv6-icmp drop');
+    out.push(`ip6 saddr :: icmpv6 type != ${set(['nd-neighbor-solicit', 'mld-listener-report', 'mld2-listener-report'])} drop`);
+    const targets = v6.map((a) => hexOf(ipaddr.IPv6.parse(a).toByteArray()));
+    out.push(`icmpv6 type nd-neighbor-advert @th,64,16 & 0xffc0 != 0xfe80 @th,64,128 != ${set(targets)} drop`);
+  }
+  if (mac) {
+    const m = macHex(mac);
+    // Source (type 1) / target (type 2) link-layer address option, length 1 (8 bytes), first option.
+    out.push(`icmpv6 type nd-neighbor-solicit @th,192,16 0x101 @th,208,48 != ${m} drop`);
+    out.push(`icmpv6 type nd-neighbor-advert @th,192,16 0x201 @th,208,48 != ${m} drop`);
+    out.push(`icmpv6 type nd-router-solicit @th,64,16 0x101 @th,80,48 != ${m} drop`);
+  }
+  return out.map(canonicalNftLine);
+}
+
+// ---- chains of a virt -------------------------------------------------------------------------
+
+/** Body of the virt's `out` chain (what it sends); [] when nothing is filtered. */
+export function outChainLines(v: Virt): string[] {
+  const lines = [...antiSpoofLines(v)];
+  for (const r of orderedRules(v, 'out')) {
+    const l = ruleLine(r);
+    if (l) lines.push(l);
+  }
+  if (v.policy.out === 'drop') {
+    lines.push(...infrastructure(), 'udp sport 68 udp dport 67 accept', 'udp sport 546 udp dport 547 accept', 'drop');
+  }
+  return lines.map(canonicalNftLine);
+}
+
+/** Body of the virt's `in` chain (what it receives); [] when nothing is filtered. */
+export function inChainLines(v: Virt): string[] {
+  const lines: string[] = [];
+  if (v.stateful) lines.push(`meta mark & ${MARK_HEX} == ${MARK_HEX} meta mark set meta mark & ${UNMARK_HEX} accept`);
+  for (const r of orderedRules(v, 'in')) {
+    const l = ruleLine(r);
+    if (l) lines.push(l);
+  }
+  if (v.stateful || v.policy.in === 'drop') lines.push(...infrastructure());
+  if (v.stateful) {
+    // DHCP answers do not match the request's conntrack tuple; anything else new is dropped.
+    lines.push('udp sport 67 udp dport 68 accept', 'udp sport 547 udp dport 546 accept', 'meta protocol { ip, ip6 } drop');
+  }
+  if (v.policy.in === 'drop') lines.push('drop');
+  return lines.map(canonicalNftLine);
+}
+
+/** The inet `forward` line that marks replies toward a stateful virt (its bridge and MAC). */
+export function statefulMarkLine(bridge: string, mac: string): string {
+  return canonicalNftLine(`iifname "${bridge}" ether daddr ${mac} ct state established,related meta mark set meta mark | ${MARK_HEX}`);
+}
+
+export interface LocalVirt {
+  virt: Virt;
+  net: Net;
+  /** The net's bridge on this host. */
+  bridge: string;
+}
+
+/**
+ * The firewall tables of one host: a bridge table when any local virt is filtered, and an
+ * inet table when any is stateful (with a MAC: validation requires it). [] when none is.
+ */
+export function firewallTables(model: Netmodel, virts: LocalVirt[]): NftTableObject[] {
+  const name = nftTableName(model.name);
+  const regular: [string, string[]][] = [];
+  const inMap: string[] = [];
+  const outMap: string[] = [];
+  const marks: string[] = [];
+  for (const { virt: v, net, bridge } of virts) {
+    if (!v.if) continue;
+    const port = JSON.stringify(v.if);
+    const out = outChainLines(v);
+    if (out.length) {
+      const c = virtChainName(model.name, net.name, v.name, 'out');
+      regular.push([c, out]);
+      outMap.push(`${port} : jump ${c}`);
+    }
+    const inn = inChainLines(v);
+    if (inn.length) {
+      const c = virtChainName(model.name, net.name, v.name, 'in');
+      regular.push([c, inn]);
+      inMap.push(`${port} : jump ${c}`);
+    }
+    const mac = v.stateful && typeof v.mac === 'string' ? normalizeMac(v.mac) : undefined;
+    if (mac) marks.push(statefulMarkLine(bridge, mac));
+  }
+  const tables: NftTableObject[] = [];
+  if (regular.length) {
+    const chains: [string, string[]][] = [...regular];
+    if (outMap.length) chains.push(['prerouting', [BRIDGE_HOOKS.prerouting, canonicalNftLine(`iifname vmap { ${outMap.join(', ')} }`)]]);
+    if (inMap.length) chains.push(['postrouting', [BRIDGE_HOOKS.postrouting, canonicalNftLine(`oifname vmap { ${inMap.join(', ')} }`)]]);
+    chains.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    tables.push({ kind: 'nft', family: 'bridge', name, chains: Object.fromEntries(chains) });
+  }
+  if (marks.length) {
+    tables.push({ kind: 'nft', family: 'inet', name, chains: { forward: [INET_FORWARD_HOOK, ...marks.sort()] } });
+  }
+  return tables;
+}
