@@ -5,21 +5,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { loadModelText } from '../../src/file/load.js';
 import { compileHost } from '../../src/compile/compile.js';
 import { HostState } from '../../src/compile/state.js';
 import { planChanges } from '../../src/plan/plan.js';
 import { formatPlan } from '../../src/cli/format.js';
 import { NETWORK_TYPES, type Netmodel } from '../../src/model/netmodel.js';
-import { hasErrors, validate } from '../../src/validate/validate.js';
 import { assertGolden } from './golden.js';
+import { loadValid } from '../helpers/model.js';
 
 function load(text: string): Netmodel {
-  const { model, problems } = loadModelText(text, 'golden.yaml');
-  assert.ok(model, JSON.stringify(problems));
-  const all = [...problems, ...validate(model)];
-  assert.ok(!hasErrors(all), JSON.stringify(all, null, 2));
-  return model;
+  return loadValid(text, 'golden.yaml');
 }
 
 export function render(model: Netmodel, phys: string): string {

@@ -7,25 +7,20 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadModelText } from '../../src/file/load.js';
 import { dumpYaml } from '../../src/file/dump.js';
 import { compileHost } from '../../src/compile/compile.js';
 import { HostState, type QdiscObject } from '../../src/compile/state.js';
 import { planChanges } from '../../src/plan/plan.js';
 import { formatPlan } from '../../src/cli/format.js';
 import type { Netmodel } from '../../src/model/netmodel.js';
-import { hasErrors, validate } from '../../src/validate/validate.js';
 import { canonicalNftLine, ruleLine, virtChainName } from '../../src/policy/nft.js';
 import { sameQdisc, tbfLimitFromLatency, tbfQdisc } from '../../src/policy/shaping.js';
 import { parseTcRate, splitJsonValues } from '../../src/kernel/read.js';
 import { assertGolden } from './golden.js';
+import { loadValid } from '../helpers/model.js';
 
 function load(text: string): Netmodel {
-  const { model, problems } = loadModelText(text, 'golden.yaml');
-  assert.ok(model, JSON.stringify(problems));
-  const all = [...problems, ...validate(model)];
-  assert.ok(!hasErrors(all), JSON.stringify(all, null, 2));
-  return model;
+  return loadValid(text, 'golden.yaml');
 }
 
 const FACTS = { mtu: new Map([['eth0', 1500]]) };

@@ -152,8 +152,8 @@ export async function applyAll(model: Netmodel, layout: LabLayout): Promise<void
   await Promise.all([...model.physes.values()].map((p) => applyInLab(model, p, layout.physNs.get(p.name) as string)));
 }
 
-/** Build the lab and apply the model on every phys; the lab is removed after the test. */
-export async function labFor(t: TestContext, model: Netmodel, tag: string): Promise<LabLayout> {
+/** A unique lab prefix whose namespaces are removed after the test, whatever happens. */
+export function labPrefixFor(t: TestContext, tag: string): string {
   const prefix = uniquePrefix(tag);
   t.after(async () => {
     try {
@@ -162,6 +162,12 @@ export async function labFor(t: TestContext, model: Netmodel, tag: string): Prom
       deleteNamespacesWithPrefix(`${prefix}-`);
     }
   });
+  return prefix;
+}
+
+/** Build the lab and apply the model on every phys; the lab is removed after the test. */
+export async function labFor(t: TestContext, model: Netmodel, tag: string): Promise<LabLayout> {
+  const prefix = labPrefixFor(t, tag);
   return labUp(model, { prefix, apply: (phys, ns) => applyInLab(model, phys, ns) });
 }
 

@@ -7,12 +7,13 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { describe, test, type TestContext } from 'node:test';
+import { describe, test } from 'node:test';
 import { Kernel } from '../../src/kernel/exec.js';
 import { Netmodel, type Phys } from '../../src/model/netmodel.js';
 import { expectedReachability, formatMatrix, labCheck, type CheckReport, type PairResult } from '../../src/lab/check.js';
 import { LabError, labDown, labLayout, labNamespaces, labPrefix, labProblems, labUp } from '../../src/lab/lab.js';
-import { deleteNamespacesWithPrefix, isRoot, uniquePrefix } from '../helpers/netns.js';
+import { deleteNamespacesWithPrefix, isRoot } from '../helpers/netns.js';
+import { labPrefixFor } from '../helpers/typelab.js';
 
 const needsRoot = { skip: isRoot() ? false : 'needs root' };
 
@@ -70,18 +71,6 @@ function vxlanApply(model: Netmodel, v6: boolean) {
   };
 }
 
-/** A unique prefix whose lab is removed after the test, whatever happens. */
-function labPrefixFor(t: TestContext, tag: string): string {
-  const prefix = uniquePrefix(tag);
-  t.after(async () => {
-    try {
-      await labDown(prefix);
-    } finally {
-      deleteNamespacesWithPrefix(`${prefix}-`);
-    }
-  });
-  return prefix;
-}
 
 function lastLine(s: string): string {
   return s.split('\n').at(-1) ?? '';

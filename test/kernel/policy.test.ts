@@ -13,9 +13,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { Kernel } from '../../src/kernel/exec.js';
-import { loadModelText } from '../../src/file/load.js';
 import type { Netmodel } from '../../src/model/netmodel.js';
-import { hasErrors, validate } from '../../src/validate/validate.js';
 import { labDown, labUp, type LabLayout } from '../../src/lab/lab.js';
 import { applyInLab } from '../../src/lab/apply.js';
 import { applyHost, planHost } from '../../src/apply/host.js';
@@ -23,6 +21,7 @@ import { formatPlan } from '../../src/cli/format.js';
 import { nftTableName, virtChainName } from '../../src/policy/nft.js';
 import { deleteNamespacesWithPrefix, ensureNeighbourTableRoom, isRoot, uniquePrefix } from '../helpers/netns.js';
 import { pingMany } from '../helpers/typelab.js';
+import { loadValid } from '../helpers/model.js';
 
 const skip = isRoot() ? false : 'needs root';
 const CONTEXT = 'pol';
@@ -63,11 +62,7 @@ nets:
 }
 
 function load(text: string): Netmodel {
-  const { model, problems } = loadModelText(text, 'policy.yaml');
-  assert.ok(model, JSON.stringify(problems));
-  const all = [...problems, ...validate(model)];
-  assert.ok(!hasErrors(all), JSON.stringify(all, null, 2));
-  return model;
+  return loadValid(text, 'policy.yaml');
 }
 
 /** Listens on TCP 8000-8002 (answers and closes) and echoes UDP 8000, IPv4 and IPv6 (dual-stack sockets). */
