@@ -115,27 +115,58 @@ net movingTarget {
 step 3
 `;
 
-/** LSDN's firewall and qos scenarios: the model takes the rules and rates, commit succeeds. */
-const FIREWALL_QOS = `namespace import lsdn::*
+/**
+ * LSDN's firewall scenario (its rules on a1), with the addresses its test gave the virts, plus a
+ * source in and one outside the dropped prefix and a virt on a second host. Drop rules act on
+ * what they match only: `in` rules on what a1 receives (a reply from a dropped source is
+ * dropped as well as a request), the `out` rule on what a1 sends.
+ */
+const FIREWALL = `namespace import lsdn::*
+settings vxlan/e2e
+phys -if out -name a -ip 172.16.0.1
+phys -if out -name b -ip 172.16.0.2
+net 1 {
+    attach a b
+    virt -phys a -if 1 -mac 00:00:00:00:00:a1 -ip 192.168.99.1/16 {
+        rule in  1 drop -srcIp 192.168.98.0/24
+        rule in  2 drop -srcIp 192.168.99.2
+        rule out 2 drop -dstIp 192.168.99.3
+    }
+    virt -phys a -if 2 -mac 00:00:00:00:00:a2 -ip {192.168.99.2/16 192.168.99.3/16 192.168.99.4/16 192.168.98.2/16 192.168.97.2/16}
+    virt -phys b -if 1 -mac 00:00:00:00:00:b1 -ip {192.168.98.4/16 192.168.99.5/16}
+}
+claimLocal [lindex $argv 0]
+commit
+show -json
+`;
+
+/**
+ * LSDN's qos scenario: a1 and a2 shaped to hundreds of kbit both ways; a3 (toward it) and a4
+ * (from it) to a few bits per second with a bucket of 1 and 2 bytes, which a ping's 98-byte
+ * frame (84 bytes of IP) can never fit.
+ */
+const QOS = `namespace import lsdn::*
 settings vxlan/e2e
 phys -if out -name a -ip 172.16.0.1
 set rateParam1 {-avg 600kbit -burst 600kbit -burstRate 600kbit}
 set rateParam2 {-avg 300kbit -burst 300kbit -burstRate 300kbit}
 set rateParam3 {-avg 8bit -burst 8bit -burstRate 8bit}
+set rateParam4 {-avg 16bit -burst 16bit -burstRate 16bit}
 net 1 {
     attach a
     virt -phys a -if 1 -mac 00:00:00:00:00:a1 {
-        rule in  1 drop -srcIp 192.168.98.0/24
-        rule in  2 drop -srcIp 192.168.99.2
-        rule out 2 drop -dstIp 192.168.99.3
+        rate out {*}$rateParam1
+        rate in {*}$rateParam2
     }
     virt -phys a -if 2 -mac 00:00:00:00:00:a2 {
         rate out {*}$rateParam1
         rate in {*}$rateParam2
     }
     virt -phys a -if 3 -mac 00:00:00:00:00:a3 {
-        rate out {*}$rateParam3
         rate in {*}$rateParam3
+    }
+    virt -phys a -if 4 -mac 00:00:00:00:00:a4 {
+        rate out {*}$rateParam4
     }
 }
 claimLocal [lindex $argv 0]
@@ -265,13 +296,42 @@ async function assertIsolation(model: Netmodel, layout: LabLayout, what: string)
   if (model.nets.size > 1) assert.ok(report.pairs.some((p) => !p.expected && !p.reachable && !p.skipped), text);
 }
 
-async function ping(netns: string, ip: string): Promise<boolean> {
+async function ping(netns: string, ip: string, src?: string): Promise<boolean> {
   try {
-    await new Kernel({ netns }).run('ping', ['-c', '1', '-W', '1', ip.split('/')[0]!]);
+    await new Kernel({ netns }).run('ping', ['-n', '-c', '1', '-W', '1', ...(src !== undefined ? ['-I', src] : []), ip.split('/')[0]!]);
     return true;
   } catch {
     return false;
   }
+}
+
+interface PingCase {
+  /** The virt's namespace the ping runs in. */
+  from: string;
+  to: string;
+  /** Source address (`ping -I`). */
+  src?: string;
+  expect: boolean;
+  what: string;
+}
+
+/**
+ * Every ping, in parallel, up to 3 tries each (a ping counts as failed only when all 3 got no
+ * answer); fails with the full list of unexpected results.
+ */
+async function assertPings(cases: PingCase[]): Promise<void> {
+  const got = await Promise.all(cases.map(async (c) => {
+    for (let i = 0; i < 3; i++) if (await ping(c.from, c.to, c.src)) return true;
+    return false;
+  }));
+  const wrong = cases.filter((c, i) => got[i] !== c.expect).map((c) => `${c.what}: expected ${c.expect ? 'pass' : 'fail'}, got ${c.expect ? 'fail' : 'pass'}`);
+  assert.deepEqual(wrong, [], `unexpected ping results:\n${wrong.join('\n')}`);
+}
+
+/** Counters of the tbf qdiscs of a namespace, by device. */
+async function tbfCounters(netns: string): Promise<Map<string, { rate: number; packets: number; drops: number }>> {
+  const qdiscs = await new Kernel({ netns }).json<{ kind: string; dev: string; options?: { rate?: number }; packets?: number; drops?: number }[]>('tc', ['-s', 'qdisc', 'show']);
+  return new Map(qdiscs.filter((q) => q.kind === 'tbf').map((q) => [q.dev, { rate: q.options?.rate ?? 0, packets: q.packets ?? 0, drops: q.drops ?? 0 }]));
 }
 
 /** Links lsdn owns in a namespace (their alias starts with "lsdn:"). */
@@ -342,22 +402,76 @@ describe('lsctl scenarios in lab hosts', { ...needsRoot, concurrency: 2 }, () =>
     for (const [phys, p] of procs) assert.equal(await p.exit, 0, `lsctl on ${phys}: ${p.err}`);
   });
 
-  test('firewall and qos: the model takes LSDN\'s rules and rates and commit succeeds', async (t) => {
-    const script = scriptFile(t, 'fwqos.lsctl', FIREWALL_QOS);
+  test('firewall: drop rules by source prefix, source address and destination address stop the matching pings, the others pass', async (t) => {
+    const script = scriptFile(t, 'firewall.lsctl', FIREWALL);
     const { layout, outputs } = await labWithLsctl(t, 'lsctlfw', script);
-    const dump = JSON.parse(outputs.get('a')!.out);
-    const virts = dump.lsdnNets[0].virts;
+    const virts = JSON.parse(outputs.get('a')!.out).lsdnNets[0].virts;
     assert.deepEqual(virts[0].rules.map((r: { dir: string; prio: number; targets: { target: string; match: string; matchMask: string }[] }) => [r.dir, r.prio, r.targets]), [
       ['in', 1, [{ target: 'src_ipv4', match: '192.168.98.0', matchMask: '255.255.255.0' }]],
       ['in', 2, [{ target: 'src_ipv4', match: '192.168.99.2', matchMask: '255.255.255.255' }]],
       ['out', 2, [{ target: 'dst_ipv4', match: '192.168.99.3', matchMask: '255.255.255.255' }]],
     ]);
-    assert.deepEqual(virts[1].qosOut, { avgRate: 600 * 128, burstSize: 600 * 128, burstRate: 600 * 128 });
-    assert.deepEqual(virts[2].qosIn, { avgRate: 1, burstSize: 1, burstRate: 1 });
-    // None of the rules matches the lab's addresses, and these rates let pings through.
-    const [a1, a2] = ['1/#1', '1/#2'].map((id) => layout.virtNs.get(id)!);
-    assert.ok(await ping(a1!, layout.virtIps.get('1/#2')![0]!));
-    assert.ok(await ping(a2!, layout.virtIps.get('1/#1')![0]!));
+    const [a1, a2, b1] = ['1/#1', '1/#2', '1/#3'].map((id) => layout.virtNs.get(id)!) as [string, string, string];
+    const P = (from: string, name: string, to: string, expect: boolean, why: string, src?: string): PingCase =>
+      ({ from, to, expect, what: `${name} -> ${to}${src !== undefined ? ` from ${src}` : ''} (${why})`, ...(src !== undefined ? { src } : {}) });
+    await assertPings([
+      // LSDN's checks: a1 pings a2's addresses.
+      P(a1, 'a1', '192.168.99.2', false, 'in 2: the reply from 192.168.99.2 is dropped'),
+      P(a1, 'a1', '192.168.99.3', false, 'out 2: the request to 192.168.99.3 is dropped'),
+      P(a1, 'a1', '192.168.99.4', true, 'no rule matches'),
+      P(a1, 'a1', '192.168.98.2', false, 'in 1: the reply from 192.168.98.0/24 is dropped'),
+      P(a1, 'a1', '192.168.97.2', true, '192.168.97.2 is outside 192.168.98.0/24'),
+      // a2 pings a1 from each of its addresses.
+      P(a2, 'a2', '192.168.99.1', false, 'in 2: the request from 192.168.99.2 is dropped', '192.168.99.2'),
+      P(a2, 'a2', '192.168.99.1', false, 'out 2: the reply to 192.168.99.3 is dropped', '192.168.99.3'),
+      P(a2, 'a2', '192.168.99.1', true, 'no rule matches', '192.168.99.4'),
+      P(a2, 'a2', '192.168.99.1', false, 'in 1: the request from 192.168.98.0/24 is dropped', '192.168.98.2'),
+      P(a2, 'a2', '192.168.99.1', true, '192.168.97.2 is outside 192.168.98.0/24', '192.168.97.2'),
+      // Across hosts: the same rules hold for what arrives through the tunnel.
+      P(b1, 'b1', '192.168.99.1', false, 'in 1: the request from 192.168.98.0/24 is dropped', '192.168.98.4'),
+      P(b1, 'b1', '192.168.99.1', true, 'no rule matches', '192.168.99.5'),
+      // The rules are a1's only: a2 receives and sends whatever a1 may not.
+      P(b1, 'b1', '192.168.99.2', true, 'a2 has no rules', '192.168.98.4'),
+      P(b1, 'b1', '192.168.99.3', true, 'a2 has no rules', '192.168.99.5'),
+    ]);
+  });
+
+  test('qos: rates of hundreds of kbit let pings through (through the tbf); rates of a few bits stop them, in both directions', async (t) => {
+    const script = scriptFile(t, 'qos.lsctl', QOS);
+    const { model, layout, outputs } = await labWithLsctl(t, 'lsctlqos', script);
+    const virts = JSON.parse(outputs.get('a')!.out).lsdnNets[0].virts;
+    assert.deepEqual(virts.map((v: { qosIn?: unknown; qosOut?: unknown }) => [v.qosIn, v.qosOut]), [
+      ...[1, 2].map(() => [{ avgRate: 300 * 128, burstSize: 300 * 128, burstRate: 300 * 128 }, { avgRate: 600 * 128, burstSize: 600 * 128, burstRate: 600 * 128 }]),
+      [{ avgRate: 1, burstSize: 1, burstRate: 1 }, undefined],
+      [undefined, { avgRate: 2, burstSize: 2, burstRate: 2 }],
+    ]);
+    // Permanent neighbour entries: no ARP, so the only frames through the tbfs are the pings.
+    const ids = ['1/#1', '1/#2', '1/#3', '1/#4'];
+    const ns = ids.map((id) => layout.virtNs.get(id)!);
+    const ip = ids.map((id) => layout.virtIps.get(id)![0]!.split('/')[0]!);
+    await Promise.all(ns.map((n, i) => new Kernel({ netns: n }).batch('ip', ids.flatMap((id, j) =>
+      j === i ? [] : [`neigh replace ${ip[j]} lladdr ${model.virt(id)!.mac as string} dev eth0 nud permanent`]))));
+    const [a1, a2, a3, a4] = ns as [string, string, string, string];
+    const [ip1, ip2, ip3, ip4] = ip as [string, string, string, string];
+    const P = (from: string, to: string, expect: boolean, what: string): PingCase => ({ from, to, expect, what });
+    await assertPings([
+      P(a1, ip2, true, 'a1 -> a2 (600kbit out of a1, 300kbit into a2)'),
+      P(a2, ip1, true, 'a2 -> a1 (600kbit out of a2, 300kbit into a1)'),
+      P(a1, ip3, false, 'a1 -> a3 (8bit into a3: the request is dropped)'),
+      P(a3, ip1, false, 'a3 -> a1 (8bit into a3: the reply is dropped)'),
+      P(a4, ip1, false, 'a4 -> a1 (16bit out of a4: the request is dropped)'),
+      P(a1, ip4, false, 'a1 -> a4 (16bit out of a4: the reply is dropped)'),
+    ]);
+    // The passing pings went through the shaping, and the tbfs of a few bits are what dropped the others.
+    const tbf = await tbfCounters(layout.physNs.get('a')!);
+    const text = JSON.stringify([...tbf]);
+    const byRate = (bytesPerSecond: number) => [...tbf.values()].filter((q) => q.rate === bytesPerSecond);
+    assert.equal(tbf.size, 6, `a tbf on the ports of a1, a2, a3 and on the IFBs of a1, a2, a4: ${text}`);
+    for (const q of [...byRate(300 * 128), ...byRate(600 * 128)]) assert.ok(q.packets > 0 && q.drops === 0, `hundreds of kbit: packets pass, none dropped: ${text}`);
+    assert.equal(byRate(300 * 128).length + byRate(600 * 128).length, 4, text);
+    assert.ok(tbf.get('3')!.drops > 0, `8bit toward a3 (port 3) dropped the pings: ${text}`);
+    assert.equal(byRate(2).length, 1, text);
+    assert.ok(byRate(2)[0]!.drops > 0, `16bit from a4 (its IFB) dropped the pings: ${text}`);
   });
 
   test('large: physes and virts generated with proc and loops, broadcast to more than 32 physes', async (t) => {
