@@ -21,6 +21,9 @@ import { networkType, settingsPort } from '../types/registry.js';
 import type { NetworkType } from '../types/plugin.js';
 import type { Problem, Severity } from './problem.js';
 
+/** The longest token bucket tc can express: 2^32 ticks of 1/15.625 µs, less a margin for the queue. */
+export const MAX_BUCKET_SECONDS = 274;
+
 export interface ValidateOptions {
   /** Validate as applied on these physes only (default: every phys, as each will be local somewhere). */
   physes?: string[];
@@ -828,6 +831,13 @@ class Validator {
         } else if (avgOk && peak < avg) {
           this.error('rate-peak-invalid', label, `peak ${peak} bit/s is lower than avg ${avg} bit/s`, r, 'peak');
         }
+      }
+      // tc keeps a token bucket's size as the time it takes to fill at the average rate, in
+      // 32-bit kernel ticks: past ~274.9 s it silently wraps (and the next apply sees drift).
+      if (burstOk && avgOk && (burst * 8) / avg > MAX_BUCKET_SECONDS) {
+        this.error('rate-burst-too-long', label,
+          `burst ${burst} bytes takes ${Math.round((burst * 8) / avg)} s to earn at avg ${avg} bit/s; tc cannot hold a bucket of more than ${MAX_BUCKET_SECONDS} s (raise avg or lower burst)`,
+          r, 'burst');
       }
       if (burstOk) {
         const mtu = v.mtu ?? v.net.mtu ?? 1500;

@@ -669,6 +669,19 @@ test('rate-peak-invalid (negative, or below avg)', () => {
   expectProblem(m, { code: 'rate-peak-invalid', object: 'rate in of virt blue/w1', loc: L(30, 30), mentions: ['500', '1000'] });
 });
 
+test('rate-burst-too-long', () => {
+  const { m } = base();
+  const v = [...m.virts()][0]!;
+  v.rate('in', { avg: 8, burst: 2048 });
+  v.rates.in!.setLoc(L(20), { burst: L(20, 30) });
+  const problems = validate(m).filter((p) => p.code === 'rate-burst-too-long');
+  assert.equal(problems.length, 1);
+  assert.deepEqual(problems[0]!.loc, L(20, 30));
+  assert.match(problems[0]!.message, /2048 bytes takes 2048 s/);
+  v.rate('in', { avg: 8, burst: 274 });
+  assert.deepEqual(validate(m).filter((p) => p.code === 'rate-burst-too-long'), [], '274 s still fits');
+});
+
 test('rate-burst-below-mtu (warning)', () => {
   const { m, w1 } = base();
   w1.rate('in', { avg: 1000, burst: 1000 });
