@@ -13,6 +13,7 @@
  * the names alone (after a crash too). Links are created directly inside their namespaces from
  * one `ip -batch` process; each namespace is then configured by one `ip -n NS -batch` process.
  */
+import { overlayMtu } from '../compile/compile.js';
 import { createHash } from 'node:crypto';
 import { readdir, stat } from 'node:fs/promises';
 import ipaddr from 'ipaddr.js';
@@ -359,7 +360,8 @@ export async function labUp(model: Netmodel, opts: LabUpOptions): Promise<LabLay
     });
     for (const v of virts) {
       const mac = v.mac !== undefined ? ` address ${normalizeMac(v.mac)}` : '';
-      const m = v.mtu ?? v.net.mtu;
+      // The VM side gets the overlay MTU, as a well-configured VM would (DHCP option 26, virtio host_mtu).
+      const m = v.mtu ?? overlayMtu(v.net, v.phys as Phys);
       const mtu = m !== undefined ? ` mtu ${m}` : '';
       links.push(`link add ${VIRT_IF} netns ${virtNs(v)}${mac}${mtu} type veth peer name ${v.if} netns ${physNs(v.phys as Phys)}`);
     }

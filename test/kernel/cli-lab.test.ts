@@ -61,4 +61,11 @@ test('a virt moved without reapplying makes `lsdn lab check` fail and name exact
   assert.equal(fixed.status, 0, fixed.stdout + fixed.stderr);
   assert.match(fixed.stdout, /^42 passed, 0 failed$/m);
   assert.equal(labLayout(model, { prefix }).prefix, prefix);
+
+  // Full-size frames cross hosts: the VM side has the overlay MTU (1450), DF set, no fragmentation.
+  const web = layout.virtNs.get('tenant-a/web')!;
+  const mtu = spawnSync('ip', ['-n', web, '-j', 'link', 'show', 'eth0'], { encoding: 'utf8' });
+  assert.equal(JSON.parse(mtu.stdout)[0].mtu, 1450);
+  const big = spawnSync('ip', ['netns', 'exec', web, 'ping', '-c', '2', '-W', '1', '-M', 'do', '-s', '1422', '10.0.0.2'], { encoding: 'utf8' });
+  assert.equal(big.status, 0, big.stdout + big.stderr);
 });
