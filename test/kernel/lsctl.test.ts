@@ -13,12 +13,13 @@ import { describe, test, type TestContext } from 'node:test';
 import { Kernel } from '../../src/kernel/exec.js';
 import { loadModelText } from '../../src/file/load.js';
 import type { Netmodel } from '../../src/model/netmodel.js';
-import { labDown, labUp, type LabLayout } from '../../src/lab/lab.js';
+import { labUp, type LabLayout } from '../../src/lab/lab.js';
 import { formatMatrix, labCheck } from '../../src/lab/check.js';
 import { labMoveVirt } from '../../src/lab/move.js';
 import { importLsctl } from '../../src/lsctl/run.js';
 import { probeFeatures, typeSupport } from '../../src/kernel/probe.js';
-import { deleteNamespacesWithPrefix, isRoot, uniquePrefix } from '../helpers/netns.js';
+import { isRoot } from '../helpers/netns.js';
+import { labPrefixFor } from '../helpers/typelab.js';
 
 const BIN = new URL('../../bin/lsctl', import.meta.url).pathname;
 const needsRoot = { skip: isRoot() ? false : 'needs root' };
@@ -247,19 +248,6 @@ function scriptFile(t: TestContext, name: string, text: string): string {
   const f = join(dir, name);
   writeFileSync(f, text);
   return f;
-}
-
-/** A unique lab prefix whose namespaces are removed after the test, whatever happens. */
-function labPrefixFor(t: TestContext, tag: string): string {
-  const prefix = uniquePrefix(tag);
-  t.after(async () => {
-    try {
-      await labDown(prefix);
-    } finally {
-      deleteNamespacesWithPrefix(`${prefix}-`);
-    }
-  });
-  return prefix;
 }
 
 /** The model a script builds (commit disabled), as of commit `n` (default: the last). */
