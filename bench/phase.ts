@@ -7,7 +7,8 @@
  */
 import { validate } from '../src/validate/validate.js';
 import { compileHost } from '../src/compile/compile.js';
-import { HostState, planChanges, planOperations } from '../src/plan/plan.js';
+import { HostState } from '../src/compile/state.js';
+import { planChanges, planOperations } from '../src/plan/plan.js';
 import { applyHost } from '../src/apply/host.js';
 import { Kernel } from '../src/kernel/exec.js';
 import { applyChanges, generate, specFor, LOCAL_PHYS, UNDERLAY_IF, CHANGES, type Change } from './models.js';

@@ -43,11 +43,6 @@ export function localNets(model: Netmodel, phys: Phys): Net[] {
   return [...model.nets.values()].filter((n) => n.physes.has(phys));
 }
 
-export interface NetObjects {
-  net: Net;
-  objects: KernelObject[];
-}
-
 /** The desired objects of one net on one phys. */
 export function compileNet(model: Netmodel, net: Net, local: Phys, facts: HostFacts = {}): KernelObject[] {
   const settings = net.effectiveSettings();

@@ -136,7 +136,7 @@ export class Kernel {
 
   /** Run a tool with `-j` output and parse it (empty output reads as []). */
   async json<T = unknown>(tool: Tool, args: string[]): Promise<T> {
-    const jsonArgs = tool === 'nft' ? ['-j', ...args] : ['-j', ...args];
+    const jsonArgs = ['-j', ...args];
     const { stdout } = await this.run(tool, jsonArgs);
     const text = stdout.trim();
     if (!text) return [] as T;

@@ -37,7 +37,3 @@ export function parseSize(text: string | number): number {
   return parseWithUnits(text, SIZE_UNITS, 'size');
 }
 
-/** Format bits per second the way tc reads them back exactly (whole bits per second). */
-export function formatRate(bitsPerSecond: number): string {
-  return `${Math.round(bitsPerSecond)}bit`;
-}

@@ -231,6 +231,14 @@ export function planChanges(desired: HostState, actual: HostState, facts: PlanFa
     return port !== undefined && !desired.get(`port ${dev}`);
   }
 
+  /** Bridge-port flags of a link or port that `have` lacks (all of them for a new one). */
+  const portFlags = (want: LinkObject | PortObject, have: BridgePortFlags | undefined, action: 'create' | 'update') => {
+    const flags = flagChanges(have, want.brport);
+    if (Object.keys(flags).length === 0) return;
+    const changes = action === 'update' ? { changes: Object.entries(flags).map(([k, v]) => `${k} -> ${v ? 'on' : 'off'}`) } : {};
+    add(Phase.PortFlags, action, want, r.setBridgePortFlags(want.name, flags), changes);
+  };
+
   // Creations and updates.
   for (const [key, want] of desired.objects) {
     const found = actual.get(key);
@@ -246,17 +254,14 @@ export function planChanges(desired: HostState, actual: HostState, facts: PlanFa
           }
           const cmds = [...(old ? r.deleteLink(old) : []), ...r.createLink(want)];
           add(phase, old ? 'recreate' : 'create', want, cmds, old ? { changes: immutableChanges(old, want) } : {});
-          if (want.brport) add(Phase.PortFlags, 'create', want, r.setBridgePortFlags(want.name, want.brport));
+          portFlags(want, undefined, 'create');
           break;
         }
         // Enslaved to a bridge that is being recreated: it is released, so enslave it again.
         const prev: LinkObject = old.master !== undefined && gone.has(old.master) ? { ...old, master: undefined, brport: undefined } : old;
         const changes = diffFields(prev as unknown as Record<string, unknown>, want as unknown as Record<string, unknown>, ['alias', 'mtu', 'master', 'up']);
         if (changes.length) add(Phase.UpdateLinks, 'update', want, r.updateLinkOrPort(want.name, prev, want), { changes });
-        const flags = flagChanges(prev.brport, want.brport);
-        if (Object.keys(flags).length) {
-          add(Phase.PortFlags, 'update', want, r.setBridgePortFlags(want.name, flags), { changes: Object.entries(flags).map(([k, v]) => `${k} -> ${v ? 'on' : 'off'}`) });
-        }
+        portFlags(want, prev.brport, 'update');
         if (want.type === 'bridge') {
           const on = want.netfilter === true;
           if (on ? prev.netfilter !== true : prev.netfilter !== undefined) {
@@ -273,14 +278,11 @@ export function planChanges(desired: HostState, actual: HostState, facts: PlanFa
         }
         if (!prev) {
           add(Phase.Ports, 'create', want, r.attachPort(want));
-          if (want.brport) add(Phase.PortFlags, 'create', want, r.setBridgePortFlags(want.name, want.brport));
+          portFlags(want, undefined, 'create');
         } else {
           const changes = diffFields(prev as unknown as Record<string, unknown>, want as unknown as Record<string, unknown>, ['mtu', 'master', 'up']);
           if (changes.length) add(Phase.Ports, 'update', want, r.updateLinkOrPort(want.name, prev, want), { changes });
-          const flags = flagChanges(prev.brport, want.brport);
-          if (Object.keys(flags).length) {
-            add(Phase.PortFlags, 'update', want, r.setBridgePortFlags(want.name, flags), { changes: Object.entries(flags).map(([k, v]) => `${k} -> ${v ? 'on' : 'off'}`) });
-          }
+          portFlags(want, prev.brport, 'update');
         }
         break;
       }
@@ -376,4 +378,3 @@ export function planOperations(plan: Plan): number {
   return plan.steps.reduce((n, s) => n + (s.blocked ? 0 : s.commands.length), 0);
 }
 
-export { HostState };
