@@ -47,6 +47,34 @@ export class Settings extends Located {
   }
 }
 
+/**
+ * An IP subnet of a net (at most one IPv4 and one IPv6 per net): where virts' addresses come
+ * from (static ones must lie in it; IPv4 virts without one get one allocated from the pools),
+ * and what the per-host address service (DHCPv4 / IPv6 router advertisements) hands out.
+ */
+export interface SubnetSpec {
+  /** The subnet: "10.0.0.0/24", "2001:db8:1::/64" (YAML key `subnet`). */
+  prefix: string;
+  /** Default gateway handed to virts (DHCP option 3 / advertised router). */
+  gateway?: string;
+  /** IPv4: ranges "A-B" or prefixes allocations come from (default: the whole subnet). */
+  pools?: string[];
+  /** Addresses or ranges never allocated. */
+  reserved?: string[];
+  /** DNS servers handed to virts. */
+  dns?: string[];
+  /** Serve it on each host to that host's virts: DHCPv4 (v4) or router advertisements for SLAAC (v6). Default true. */
+  serve?: boolean;
+  /** Address of the net's address server on each host (default: chosen by src/ipam). */
+  server?: string;
+}
+
+export class Subnet extends Located {
+  constructor(readonly net: Net, readonly family: 4 | 6, public spec: SubnetSpec) {
+    super();
+  }
+}
+
 export interface NetOptions {
   vid?: number;
   settings?: Settings | string;
@@ -62,6 +90,9 @@ export class Net extends Located {
   mtu: number | undefined;
   readonly virts = new Map<string, Virt>();
   readonly physes = new Set<Phys>();
+  /** IPv4 / IPv6 subnet of the net (addresses, allocation pools, DHCP and SLAAC). */
+  ipv4: Subnet | undefined;
+  ipv6: Subnet | undefined;
 
   constructor(readonly model: Netmodel, readonly name: string, opts: NetOptions = {}) {
     super();
@@ -107,6 +138,14 @@ export class Net extends Located {
     }
     v.configure(opts);
     return v;
+  }
+
+  /** Set (or with undefined: remove) the net's IPv4 or IPv6 subnet. */
+  setSubnet(family: 4 | 6, spec: SubnetSpec | undefined): Subnet | undefined {
+    const sub = spec ? new Subnet(this, family, spec) : undefined;
+    if (family === 4) this.ipv4 = sub;
+    else this.ipv6 = sub;
+    return sub;
   }
 
   remove(): void {
@@ -345,6 +384,11 @@ export class Netmodel extends Located {
   readonly nets = new Map<string, Net>();
   readonly physes = new Map<string, Phys>();
   readonly localPhyses = new Set<Phys>();
+  /**
+   * Recorded IPv4 allocations, virt id ("net/virt") -> address: the file's `allocations`
+   * section, written by `lsdn allocate`, so that an allocation never changes once made.
+   */
+  readonly allocations = new Map<string, string>();
   constructor(public name = 'lsdn') {
     super();
   }
