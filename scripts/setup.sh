@@ -13,6 +13,8 @@ declare -A need=(
   [iperf3]=iperf3
   [vde_plug]=vdeplug
   [sysctl]=procps
+  [dnsmasq]=dnsmasq-base [busybox]=busybox-static
+  [qemu-system-x86_64]=qemu-system-x86
 )
 missing=()
 for cmd in "${!need[@]}"; do
@@ -35,5 +37,9 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund --loglevel=error
 else
   npm run --silent build
+fi
+# The test VM (a Debian kernel + busybox initramfs, cached in .cache/vm) of the qemu lab test.
+if ! scripts/vm-assets.sh >/dev/null; then
+  echo "setup: warning: scripts/vm-assets.sh failed; the qemu test will try again (and say why)" >&2
 fi
 echo "setup: ready"

@@ -6,6 +6,7 @@
 import type { Kernel, Tool } from '../kernel/exec.js';
 import { KernelError } from '../kernel/exec.js';
 import type { Plan, Step } from '../plan/plan.js';
+import { runServiceLines } from '../services/run.js';
 
 export type StepStatus = 'done' | 'failed' | 'blocked';
 
@@ -44,7 +45,9 @@ export async function executePlan(kernel: Kernel, plan: Plan): Promise<ExecuteRe
       const res = results[idx]!;
       if (res.status === 'done') Object.assign(res, { status: 'failed', error: message, failedLine: line });
     };
-    if (tool === 'nft') {
+    if ((tool as string) === 'svc') {
+      for (const f of await runServiceLines(kernel, run.map((x) => x.c))) fail(run[f.index]!.i, f.message, run[f.index]!.c.line);
+    } else if (tool === 'nft') {
       try {
         await kernel.batch('nft', lines);
       } catch (e) {

@@ -17,6 +17,8 @@ import { planChanges, type Plan } from '../plan/plan.js';
 import { validate } from '../validate/validate.js';
 import type { Problem } from '../validate/problem.js';
 import { executePlan, type ExecuteReport } from './execute.js';
+import { runDir, serverHostTag } from '../services/dhcp.js';
+import { missingServiceTools } from '../services/tools.js';
 
 export interface HostOptions {
   /** The local phys: by name, by this host's hostname, or by one of its IPs. Default: the model's claimed-local phys, else this host's hostname, else a phys whose IP is on this host. */
@@ -93,7 +95,7 @@ export async function planHost(model: Netmodel, opts: HostOptions = {}): Promise
   const facts = hostFacts(read);
   const problems = validate(model, { physes: [phys.name], host: { interfaces: facts.interfaces, mtu: facts.mtu } });
   if (problems.some((p) => p.severity === 'error' && !NON_BLOCKING.has(p.code))) throw new ModelInvalidError(problems);
-  const desired = compileHost(model, phys.name, facts);
+  const desired = compileHost(model, phys.name, { ...facts, hostTag: serverHostTag(kernel.netns, model.name), runDir: runDir() });
   const plan = planChanges(desired, read.state, { links: facts.interfaces });
   return { phys, kernel, read, desired, plan, problems, warnings: desired.warnings };
 }
@@ -149,7 +151,7 @@ async function checkFeatures(hp: HostPlan): Promise<void> {
  * The lock is per network namespace, named by the namespace's inode, so `--netns X` and
  * `ip netns exec X lsdn ...` take the same lock and different namespaces never wait on each other.
  */
-function lockScope(kernel: Kernel): string {
+export function lockScope(kernel: Kernel): string {
   const path = kernel.netns ? `/run/netns/${kernel.netns}` : '/proc/self/ns/net';
   try {
     return `net-${statSync(path).ino}`;
@@ -169,6 +171,8 @@ export async function applyHost(model: Netmodel, opts: HostOptions = {}): Promis
   try {
     const hp = await planHost(model, { ...opts, kernel });
     await checkFeatures(hp);
+    const tools = missingServiceTools(hp.plan);
+    if (tools) throw new UsageError(`${tools}; nothing was applied`);
     const report = await executePlan(kernel, hp.plan);
     return { ...hp, report };
   } finally {

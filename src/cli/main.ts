@@ -15,6 +15,8 @@ import { LockBusyError } from '../kernel/lock.js';
 import { formatPlan, formatProblems, formatReport, planJson, reportJson } from './format.js';
 import { registerLab } from './lab.js';
 import { registerDoctor } from './doctor.js';
+import { registerVm } from './vm.js';
+import { registerAllocate } from './allocate.js';
 import { registerLsctlVerbs, dumpLsctl } from './lsctl-verbs.js';
 import { Exit, err, loadOrExit, out } from './util.js';
 
@@ -136,6 +138,8 @@ export function buildProgram(): Command {
     });
 
   registerDoctor(program);
+  registerVm(program);
+  registerAllocate(program);
   registerLab(program);
   registerLsctlVerbs(program);
   return program;

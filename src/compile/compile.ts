@@ -11,11 +11,22 @@ import { HostState, type KernelObject, type LinkObject, type PortObject } from '
 import { netAlias, ownedIfname } from './names.js';
 import { shapingObjects } from '../policy/shaping.js';
 import { firewallTables, type LocalVirt } from '../policy/nft.js';
+import { tapObject } from '../vm/tap.js';
+import { compileServers, serverHostTag, type LocalNet } from '../services/dhcp.js';
+import { publicHostObjects } from '../types/public.js';
+import { assignAddresses } from '../ipam/ipam.js';
 
 /** What the compiler needs to know about the host besides the model. */
 export interface HostFacts {
   /** MTU of interfaces by name (the underlay's, when the model gives none). */
   mtu?: ReadonlyMap<string, number>;
+  /**
+   * What names this host's address-server namespaces (src/services/dhcp.ts): the netns apply
+   * targets (`--netns`), else `lsdn-<context>` (the default).
+   */
+  hostTag?: string;
+  /** Runtime dir root of the address servers' files (default /run/lsdn; `LSDN_RUN_DIR` at apply). */
+  runDir?: string;
 }
 
 export const DEFAULT_UNDERLAY_MTU = 1500;
@@ -71,6 +82,9 @@ export function compileNet(model: Netmodel, net: Net, local: Phys, facts: HostFa
   const objects: KernelObject[] = [bridgeLink];
   objects.push(...type.compile(ctx));
   for (const v of ctx.localVirts) {
+    // `tap` virts: lsdn creates the tap (src/vm/tap.ts); then it is a port like an adopted interface.
+    const tap = tapObject(model.name, v);
+    if (tap) objects.push(tap);
     const port: PortObject = { kind: 'port', name: v.if as string, master: bridge, up: true, mtu: v.mtu ?? virtMtu };
     if (!type.learning) port.brport = { ...STATIC_PORT };
     objects.push(port);
@@ -88,10 +102,13 @@ export function compileHost(model: Netmodel, physName: string, facts: HostFacts 
   if (!local) throw new Error(`unknown phys "${physName}"`);
   const state = new HostState();
   const filtered: LocalVirt[] = [];
+  const served: LocalNet[] = [];
   for (const net of localNets(model, local)) {
     for (const o of compileNet(model, net, local, facts)) state.add(o);
-    if (net.effectiveSettings()) {
+    const settings = net.effectiveSettings();
+    if (settings) {
       const bridge = ownedIfname(model.name, 'b', net.name);
+      served.push({ net, bridge, type: settings.type, mtu: overlayMtu(net, local, facts) ?? DEFAULT_UNDERLAY_MTU });
       for (const virt of [...net.virts.values()].filter((v) => v.phys === local && v.if).sort(byId)) filtered.push({ virt, net, bridge });
     }
     const mtu = overlayMtu(net, local, facts);
@@ -101,6 +118,10 @@ export function compileHost(model: Netmodel, physName: string, facts: HostFacts 
       );
     }
   }
-  for (const t of firewallTables(model, filtered)) state.add(t);
+  // Address servers, the public nets' routing (src/services, src/types/public.ts).
+  const addressing = assignAddresses(model);
+  const servers = compileServers(model, local, facts.hostTag ?? serverHostTag(undefined, model.name), served, addressing, facts.runDir);
+  for (const o of [...servers, ...publicHostObjects(model, local, served)]) state.add(o);
+  for (const t of firewallTables(model, filtered, { addressing, servers })) state.add(t);
   return state;
 }

@@ -125,7 +125,59 @@ export interface FilterObject {
   redirect: string;
 }
 
-export type KernelObject = LinkObject | PortObject | FdbObject | NeighObject | AddrObject | NftTableObject | QdiscObject | FilterObject;
+/**
+ * A net's address server on this host (src/services/dhcp.ts): a network namespace `name` with
+ * an owned veth pair (host end `port`, a port of `bridge`; `lsdn0` inside with `addresses`) and
+ * a dnsmasq running there with `config` (dnsmasq.conf) and `hosts` (its dhcp-hostsfile).
+ */
+export interface DhcpObject {
+  kind: 'dhcp';
+  /** The server's network namespace. */
+  name: string;
+  /** Host end of the veth (owned name and alias). */
+  port: string;
+  bridge: string;
+  alias: string;
+  mtu: number;
+  /** The host end is up. */
+  up: boolean;
+  /** "ip/len" on the namespace end. */
+  addresses: string[];
+  config: string;
+  hosts: string;
+  /** dnsmasq runs (its pid file names a live dnsmasq of this config). */
+  running: boolean;
+}
+
+/** A kernel setting lsdn needs (IP forwarding for public nets); removing the object leaves the setting as it is. */
+export interface SysctlObject {
+  kind: 'sysctl';
+  key: string;
+  value: string;
+}
+
+/**
+ * A tap lsdn creates for a VM (`ip tuntap add dev NAME mode tap ...`; virt option `tap`). The
+ * name is the user's (virt.if), so ownership is the alias alone: `lsdn:<context>:tap:<net>/<virt>`
+ * on a link of kind tun. It is enslaved to its net's bridge by the virt's `port` object like
+ * an adopted interface. `user`, `group` and `multiQueue` are compared (they need a new tap);
+ * `vnetHdr` only applies at creation (a hypervisor sets it itself when it opens the tap).
+ */
+export interface TapObject {
+  kind: 'tap';
+  name: string;
+  alias: string;
+  /** Owner user and group, as `ip -d link` prints them (a name, or a number without one). */
+  user?: string;
+  group?: string;
+  multiQueue: boolean;
+  vnetHdr?: boolean;
+  /** Read back only: a process (the VM) has the tap open (carrier on). */
+  attached?: boolean;
+}
+
+export type KernelObject = LinkObject | PortObject | FdbObject | NeighObject | AddrObject | NftTableObject | QdiscObject | FilterObject
+  | DhcpObject | SysctlObject | TapObject;
 
 /** Stable identity of an object: two objects with one key are the same object in two states. */
 export function objectKey(o: KernelObject): string {
@@ -146,6 +198,12 @@ export function objectKey(o: KernelObject): string {
       return `qdisc ${o.dev} ${o.parent}`;
     case 'filter':
       return `filter ${o.dev} ${o.parent} ${o.pref}`;
+    case 'dhcp':
+      return `dhcp ${o.name}`;
+    case 'sysctl':
+      return `sysctl ${o.key}`;
+    case 'tap':
+      return `tap ${o.name}`;
   }
 }
 

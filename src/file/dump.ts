@@ -5,6 +5,7 @@
 import { stringify } from 'yaml';
 import ipaddr from 'ipaddr.js';
 import type { Netmodel, Rate, Rule, Virt } from '../model/netmodel.js';
+import type { Subnet } from '../model/netmodel.js';
 import { settingsPort } from '../types/registry.js';
 
 const K = 1024;
@@ -61,6 +62,7 @@ function virtToFile(v: Virt) {
     policy: policyToFile(v),
     stateful: v.stateful ? true : undefined,
     antiSpoof: v.antiSpoof ? undefined : false,
+    tap: v.tap ? (Object.keys(v.tap).length ? { ...v.tap } : true) : undefined,
   });
 }
 
@@ -69,6 +71,21 @@ function policyToFile(v: Virt) {
   const { in: i, out: o } = v.policy;
   if (i === 'accept' && o === 'accept') return undefined;
   return i === o ? i : compact({ in: i === 'accept' ? undefined : i, out: o === 'accept' ? undefined : o });
+}
+
+/** A net's subnet in the file form (`serve` is `dhcp` for IPv4, `slaac` for IPv6). */
+function subnetToFile(sub: Subnet | undefined) {
+  if (!sub) return undefined;
+  const s = sub.spec;
+  return compact({
+    subnet: s.prefix,
+    gateway: s.gateway,
+    pools: sub.family === 4 ? s.pools : undefined,
+    reserved: s.reserved,
+    dns: s.dns,
+    [sub.family === 4 ? 'dhcp' : 'slaac']: s.serve,
+    server: s.server,
+  });
 }
 
 /** The model as a plain object in the file schema (canonical: every attachment a virt does not imply is explicit). */
@@ -82,13 +99,15 @@ export function modelToFile(model: Netmodel): Record<string, unknown> {
       ttl: s.options.ttl,
       vni: s.options.vni,
       if: s.options.iface,
+      mode: s.options.mode,
+      uplink: s.options.uplink,
     });
   }
   const nets: Record<string, unknown> = {};
   for (const n of model.nets.values()) {
     const virts: Record<string, unknown> = {};
     for (const v of n.virts.values()) virts[v.name] = virtToFile(v);
-    nets[n.name] = compact({ vid: n.vid, settings: n.settingsRef, mtu: n.mtu, virts });
+    nets[n.name] = compact({ vid: n.vid, settings: n.settingsRef, mtu: n.mtu, ipv4: subnetToFile(n.ipv4), ipv6: subnetToFile(n.ipv6), virts });
   }
   const physes: Record<string, unknown> = {};
   for (const p of model.physes.values()) {
@@ -96,7 +115,7 @@ export function modelToFile(model: Netmodel): Record<string, unknown> {
     const explicit = [...model.nets.values()].filter((n) => n.physes.has(p) && !implied.has(n)).map((n) => n.name);
     physes[p.name] = compact({ if: p.if, ip: p.ip, mtu: p.mtu, nets: explicit });
   }
-  return compact({ name: model.name, settings, nets, physes });
+  return compact({ name: model.name, settings, nets, physes, allocations: Object.fromEntries(model.allocations) });
 }
 
 export function dumpYaml(model: Netmodel): string {

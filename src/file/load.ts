@@ -7,13 +7,14 @@
 import { readFile } from 'node:fs/promises';
 import { LineCounter, parseDocument, isMap, isPair, isScalar, type Document, type Node } from 'yaml';
 import type { ZodError, ZodType } from 'zod';
-import { Netmodel, type Direction, type RuleSpec, isNetworkType } from '../model/netmodel.js';
+import { Netmodel, type Direction, type RuleSpec, type TapSpec, isNetworkType } from '../model/netmodel.js';
 import type { SourceLoc } from '../model/location.js';
 import { parseRate, parseSize } from '../model/units.js';
 import type { Problem } from '../validate/problem.js';
+import { allocationField } from '../ipam/ipam.js';
 import {
   fileSchema, netSchema, physSchema, rateSchema, settingsSchema, virtSchema,
-  type SettingsFile,
+  type SettingsFile, type VirtFile,
 } from './schema.js';
 
 export interface LoadResult {
@@ -152,7 +153,10 @@ export function loadModelText(text: string, file = '<input>'): LoadResult {
     }
     if (!spec || !isNetworkType(spec.type)) continue;
     model
-      .addSettings(spec.type, { name: sname, port: spec.port, mcastIp: spec.mcastIp, ttl: spec.ttl, vni: spec.vni, iface: spec.if })
+      .addSettings(spec.type, {
+        name: sname, port: spec.port, mcastIp: spec.mcastIp, ttl: spec.ttl, vni: spec.vni, iface: spec.if,
+        ...(spec.mode !== undefined ? { mode: spec.mode } : {}), ...(spec.uplink !== undefined ? { uplink: spec.uplink } : {}),
+      })
       .setLoc(loc.key(path), loc.fields(path));
   }
 
@@ -173,6 +177,16 @@ export function loadModelText(text: string, file = '<input>'): LoadResult {
     if (!spec) continue;
     const vid = spec.vid ?? (/^\d+$/.test(nname) ? Number(nname) : undefined);
     const net = model.addNet(nname, { vid, settings: spec.settings, mtu: spec.mtu }).setLoc(loc.key(path), loc.fields(path));
+    if (spec.ipv4) {
+      const { subnet, dhcp, ...rest } = spec.ipv4;
+      net.setSubnet(4, { ...rest, prefix: subnet, ...(dhcp !== undefined ? { serve: dhcp } : {}) })
+        ?.setLoc(loc.key([...path, 'ipv4']), loc.fields([...path, 'ipv4']));
+    }
+    if (spec.ipv6) {
+      const { subnet, slaac, ...rest } = spec.ipv6;
+      net.setSubnet(6, { ...rest, prefix: subnet, ...(slaac !== undefined ? { serve: slaac } : {}) })
+        ?.setLoc(loc.key([...path, 'ipv6']), loc.fields([...path, 'ipv6']));
+    }
     spec.physes?.forEach((p, i) => {
       const phys = model.phys(p);
       if (phys) net.attach(phys);
@@ -189,6 +203,7 @@ export function loadModelText(text: string, file = '<input>'): LoadResult {
         ...(v.policy !== undefined ? { policy: typeof v.policy === 'string' ? { in: v.policy, out: v.policy } : v.policy } : {}),
         ...(v.stateful !== undefined ? { stateful: v.stateful } : {}),
         ...(v.antiSpoof !== undefined ? { antiSpoof: v.antiSpoof } : {}),
+        ...(v.tap !== undefined ? { tap: tapFromFile(v.tap) } : {}),
       });
       virt.setLoc(loc.key(vpath), loc.fields(vpath));
       if (v.phys !== undefined || v.if !== undefined) virt.connect(v.phys, v.if);
@@ -228,6 +243,13 @@ export function loadModelText(text: string, file = '<input>'): LoadResult {
   // A virt on a phys implies the phys is attached to the virt's net.
   for (const v of model.virts()) if (v.phys) v.net.attach(v.phys);
 
+  // Recorded allocations (`lsdn allocate`); validate() judges them against the model.
+  for (const [id, ip] of Object.entries(top.allocations ?? {})) {
+    model.allocations.set(id, ip);
+    const at = loc.key(['allocations', id]);
+    if (at) model.fieldLocs.set(allocationField(id), at);
+  }
+
   return { model, problems };
 }
 
@@ -265,4 +287,11 @@ export function parseVxvdeUrl(url: string): SettingsFile | { error: string } {
     }
   }
   return out;
+}
+
+/** The file's `tap` (true, false, or options with numeric or named user/group) as model options. */
+function tapFromFile(t: NonNullable<VirtFile['tap']>): TapSpec | boolean {
+  if (typeof t === 'boolean') return t;
+  const { user, group, ...rest } = t;
+  return { ...rest, ...(user !== undefined ? { user: String(user) } : {}), ...(group !== undefined ? { group: String(group) } : {}) };
 }

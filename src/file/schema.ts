@@ -19,6 +19,8 @@ export const settingsSchema = z
     ttl: int.optional().describe('multicast TTL (vxlan/mcast, vxvde)'),
     vni: int.optional().describe('vxvde: VNI of its nets when they give no vid (default 1)'),
     if: z.string().optional().describe('vxvde: interface for the multicast join (default: the phys interface)'),
+    mode: z.enum(['nat', 'routed']).optional().describe('public: nat (masquerade on the uplink, default) or routed'),
+    uplink: z.string().optional().describe('public: the host interface to the outside (default: the phys interface)'),
   })
   .strict();
 
@@ -69,12 +71,52 @@ export const virtSchema = z
     policy: policySchema.optional(),
     stateful: z.boolean().optional().describe('allow replies to connections the VM opened, block new inbound IP connections (default false)'),
     antiSpoof: z.boolean().optional().describe("only the VM's own MAC and IPs as source, ARP and neighbour discovery included (default true)"),
+    tap: z
+      .union([
+        z.boolean(),
+        z
+          .object({
+            user: z.union([z.string().min(1), int]).optional().describe('owner user (name or uid) that may attach to the tap'),
+            group: z.union([z.string().min(1), int]).optional().describe('owner group (name or gid)'),
+            queues: int.optional().describe('queues: more than 1 makes a multi-queue tap (qemu queues=N)'),
+            vnetHdr: z.boolean().optional().describe('virtio-net header on the tap (default true)'),
+          })
+          .strict(),
+      ])
+      .optional()
+      .describe('lsdn creates `if` as a tap for a hypervisor (true, or options); without it an existing interface is adopted'),
+  })
+  .strict();
+
+const ipText = z.string().describe('IP address');
+export const ipv4SubnetSchema = z
+  .object({
+    subnet: z.string().describe('the IPv4 subnet, like "10.0.0.0/24"'),
+    gateway: ipText.optional().describe('default gateway handed to virts (DHCP option 3)'),
+    pools: z.array(z.string()).optional().describe('where allocations come from: ranges "A-B" or prefixes "A/LEN" (default: the whole subnet)'),
+    reserved: z.array(z.string()).optional().describe('addresses, ranges "A-B" or prefixes never allocated'),
+    dns: z.array(ipText).optional().describe('DNS servers handed to virts'),
+    dhcp: z.boolean().optional().describe("serve DHCPv4 to each host's virts (default true)"),
+    server: ipText.optional().describe("address of the net's DHCP server on each host (default: the highest host address, .254 of a /24)"),
+  })
+  .strict();
+
+export const ipv6SubnetSchema = z
+  .object({
+    subnet: z.string().describe('the IPv6 subnet, like "2001:db8:1::/64" (a /64 for SLAAC)'),
+    gateway: ipText.optional().describe('router advertised to virts'),
+    reserved: z.array(z.string()).optional().describe('addresses never used by lsdn'),
+    dns: z.array(ipText).optional().describe('DNS servers advertised to virts (RDNSS)'),
+    slaac: z.boolean().optional().describe("send router advertisements for SLAAC to each host's virts (default true; needs a /64)"),
+    server: ipText.optional().describe("address of the net's router-advertisement server on each host (default prefix::fffe)"),
   })
   .strict();
 
 export const netSchema = z
   .object({
     vid: int.optional().describe('VLAN id / VNI (default: the net name when it is a number)'),
+    ipv4: ipv4SubnetSchema.optional().describe('IPv4 subnet: static addresses, allocation pools, DHCP'),
+    ipv6: ipv6SubnetSchema.optional().describe('IPv6 subnet: static addresses, SLAAC'),
     settings: name.optional().describe('settings name (default: "default", or the only settings)'),
     mtu: int.optional(),
     physes: z.array(name).optional().describe('physes attached even without virts there'),
@@ -97,6 +139,10 @@ export const fileSchema = z
     settings: z.record(z.string(), z.unknown()).optional(),
     nets: z.record(z.string(), z.unknown()).optional(),
     physes: z.record(z.string(), z.unknown()).optional(),
+    allocations: z
+      .record(z.string(), z.string())
+      .optional()
+      .describe('recorded IPv4 allocations, "net/virt": address; written by `lsdn allocate`, kept stable'),
   })
   .strict();
 

@@ -25,9 +25,13 @@ import {
   type NftTableObject,
   type PortObject,
   type QdiscObject,
+  type TapObject,
 } from '../compile/state.js';
+import { isOwnedTap, isTapAlias } from '../vm/tap.js';
 import { FILTER_PREF, QDISC_HANDLE, tbfLimitFromLatency } from '../policy/shaping.js';
 import { canonicalNftLine, nftTableName } from '../policy/nft.js';
+import { isServerPort, readServers, readSysctls, type PortFact } from '../services/read.js';
+import { FORWARDING_SYSCTLS } from '../types/public.js';
 
 export interface LinkFact {
   name: string;
@@ -76,7 +80,7 @@ interface IpAddrInfo {
   scope?: string;
 }
 
-interface IpLink {
+export interface IpLink {
   ifindex: number;
   ifname: string;
   flags?: string[];
@@ -97,7 +101,7 @@ interface IpLink {
   addr_info?: IpAddrInfo[];
 }
 
-interface FdbEntry {
+export interface FdbEntry {
   mac: string;
   ifname?: string;
   dst?: string;
@@ -115,7 +119,7 @@ interface NeighEntry {
   state?: string[];
 }
 
-interface TcQdisc {
+export interface TcQdisc {
   kind?: string;
   handle?: string;
   dev?: string;
@@ -150,7 +154,7 @@ function resolveDev(ref: unknown, byName: Map<string, IpLink>, byIndex: Map<numb
   return ref;
 }
 
-function brportFlags(l: IpLink): BridgePortFlags | undefined {
+export function brportFlags(l: IpLink): BridgePortFlags | undefined {
   const li = l.linkinfo;
   if (!l.master || li?.info_slave_kind !== 'bridge' || !li.info_slave_data) return undefined;
   const d = li.info_slave_data;
@@ -344,7 +348,7 @@ async function readNft(kernel: Kernel, context?: string): Promise<NftTableObject
  * lsdn's qdiscs and redirect filters on the interfaces it manages (`devs`): root qdiscs with
  * lsdn's handle, and ingress qdiscs that hold lsdn's redirect filter.
  */
-async function readTc(kernel: Kernel, qdiscs: TcQdisc[], devs: ReadonlySet<string>): Promise<KernelObject[]> {
+export async function readTc(kernel: Kernel, qdiscs: TcQdisc[], devs: ReadonlySet<string>): Promise<KernelObject[]> {
   const out: KernelObject[] = [];
   const tbfs: QdiscObject[] = [];
   const ingress: string[] = [];
@@ -406,6 +410,18 @@ async function readTc(kernel: Kernel, qdiscs: TcQdisc[], devs: ReadonlySet<strin
   return out;
 }
 
+/** An lsdn tap as `ip -d -j link` shows it (tun info: owner, multi-queue, vnet header; carrier: a VM has it open). */
+export function tapFromKernel(l: IpLink): TapObject {
+  const d = l.linkinfo?.info_data ?? {};
+  const o: TapObject = {
+    kind: 'tap', name: l.ifname, alias: l.ifalias as string, multiQueue: d.multi_queue === true, vnetHdr: d.vnet_hdr === true,
+    attached: (l.flags ?? []).includes('LOWER_UP'),
+  };
+  if (d.user !== undefined && d.user !== null) o.user = String(d.user as string | number);
+  if (d.group !== undefined && d.group !== null) o.group = String(d.group as string | number);
+  return o;
+}
+
 /** Read the host's links and its owned kernel state (optionally of one context only). */
 export async function readHostState(kernel: Kernel, opts: { context?: string } = {}): Promise<ReadResult> {
   const [ipOut, fdb, nft, qdiscs] = await Promise.all([
@@ -453,8 +469,20 @@ export async function readHostState(kernel: Kernel, opts: { context?: string } =
 
   const objects: KernelObject[] = [];
   const owned = new Map<string, LinkObject>();
+  const serverPorts = new Map<string, PortFact>();
   for (const l of ipLinks) {
+    // Taps lsdn created for VMs: the name is the user's, so the alias alone marks them (src/vm/tap.ts).
+    if (isTapAlias(l.ifalias)) {
+      if (isOwnedTap(l.linkinfo?.info_kind, l.linkinfo?.info_data?.type, l.ifalias, opts.context)) objects.push(tapFromKernel(l));
+      continue;
+    }
     if (!isOwnedLink(l.ifname, l.ifalias, opts.context)) continue;
+    if (isServerPort(l.ifalias)) {
+      // The host end of an address server's veth: part of that server's object (src/services).
+      const f = links.get(l.ifname) as LinkFact;
+      serverPorts.set(l.ifname, { name: f.name, mtu: f.mtu, up: f.up, master: f.master, alias: f.alias });
+      continue;
+    }
     const kind = l.linkinfo?.info_kind;
     const link: LinkObject = {
       kind: 'link',
@@ -490,7 +518,7 @@ export async function readHostState(kernel: Kernel, opts: { context?: string } =
   const managed = new Set(owned.keys());
   for (const l of ipLinks) {
     if (owned.has(l.ifname) || !l.master || !ownedBridges.has(l.master)) continue;
-    if (isOwnedLink(l.ifname, l.ifalias)) continue; // owned by another context
+    if (isOwnedLink(l.ifname, l.ifalias) && !isTapAlias(l.ifalias)) continue; // owned by another context
     const port: PortObject = { kind: 'port', name: l.ifname, master: l.master, up: (l.flags ?? []).includes('UP') };
     if (l.mtu !== undefined) port.mtu = l.mtu;
     const bp = brportFlags(l);
@@ -541,6 +569,9 @@ export async function readHostState(kernel: Kernel, opts: { context?: string } =
   }
 
   objects.push(...nft);
+  objects.push(...readServers(kernel, opts.context, serverPorts));
+  // IP forwarding is lsdn's concern only where its public nets' table is (one process then).
+  if (nft.some((t) => t.family === 'ip')) objects.push(...(await readSysctls(kernel, FORWARDING_SYSCTLS)));
 
   const state = new HostState();
   for (const o of objects) {

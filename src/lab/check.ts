@@ -85,6 +85,10 @@ export function expectedReachability(model: Netmodel, layout: LabLayout): Expect
           pair.note = same
             ? `${p.ip} is held by ${others.join(', ')} too (duplicate in net ${fromNet})`
             : `${p.ip} also exists in ${from}'s net ${fromNet} (${others.join(', ')})`;
+        } else if (same && model.net(fromNet)?.effectiveSettings()?.type === 'public' && model.virt(from)?.phys !== model.virt(to)?.phys) {
+          // Each host's segment of a public net is its own (the host routes; nothing crosses at L2).
+          pair.skip = true;
+          pair.note = `public net ${fromNet}: ${from} and ${to} are on different hosts' segments`;
         } else if (!onLink(p.ip, mine)) {
           if (same) {
             pair.skip = true;

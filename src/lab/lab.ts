@@ -20,6 +20,7 @@ import ipaddr from 'ipaddr.js';
 import { Kernel, KernelError } from '../kernel/exec.js';
 import { interfaceNameProblem, normalizeMac, parsePrefix, type Prefix } from '../model/addr.js';
 import type { Netmodel, Phys, Virt } from '../model/netmodel.js';
+import { labAddressing, labDhcpClients, OUTSIDE_ADDR, outsideLinks, removeServerDirs, type LabAddressing } from './serving.js';
 
 export interface LabOptions {
   /** Namespace name prefix; default derived from the model's name ("lsl-<name>"). */
@@ -37,6 +38,8 @@ export interface LabLayout {
   virtIps: Map<string, string[]>;
   /** phys name -> "ip/len" put on its underlay interface (absent when phys.ip is unusable) */
   physAddrs: Map<string, string>;
+  /** Virts that get their addresses from the net's server (DHCPv4, SLAAC), and the outside namespace (src/lab/serving.ts). */
+  serving?: LabAddressing;
 }
 
 export class LabError extends Error {
@@ -81,9 +84,13 @@ export function labPrefix(model: Netmodel, opts: LabOptions = {}): string {
   return `lsl-${sanitize(model.name, false, 16)}`;
 }
 
-/** Connected virts (their phys exists in the model), in model order. */
+/**
+ * Connected virts (their phys exists in the model), in model order. Virts with `tap` are a
+ * hypervisor's: apply creates their tap in the phys namespace and a VM (qemu) attaches to
+ * it, so the lab makes neither a namespace nor a veth for them.
+ */
 export function labVirts(model: Netmodel): Virt[] {
-  return model.virts().filter((v) => v.phys !== undefined && model.physes.get(v.phys.name) === v.phys);
+  return model.virts().filter((v) => v.phys !== undefined && model.physes.get(v.phys.name) === v.phys && !v.tap);
 }
 
 /** Give every key a distinct name: colliding candidates get a hash of their key appended. */
@@ -128,8 +135,12 @@ export function labLayout(model: Netmodel, opts: LabOptions = {}): LabLayout {
   const virtNames = uniqueNames(virts.map((v) => [v.id, `${prefix}-v-${sanitize(v.net.name, true, 40)}-${sanitize(v.name, true, 40)}`]));
   const virtIps = new Map<string, string[]>();
   const nets = [...model.nets.values()];
+  const serving = labAddressing(model, virts, prefix);
   for (const v of virts) {
-    if (v.ips.length) {
+    const planned = serving.planned.get(v.id);
+    if (planned) {
+      virtIps.set(v.id, planned);
+    } else if (v.ips.length) {
       virtIps.set(v.id, v.ips.map((s) => {
         const p = parsePrefix(s);
         return p ? `${p.ip}/${p.len}` : s;
@@ -150,6 +161,7 @@ export function labLayout(model: Netmodel, opts: LabOptions = {}): LabLayout {
     virtNs: new Map(virts.map((v) => [v.id, virtNames.get(v.id) as string])),
     virtIps,
     physAddrs,
+    serving,
   };
 }
 
@@ -281,6 +293,7 @@ export async function labDown(prefix: string, opts: { killProcesses?: boolean } 
   }
   const left = new Set(await labNamespaces(prefix));
   const removed = names.filter((n) => !left.has(n));
+  removeServerDirs(removed);
   if (left.size) throw new LabError(`lab "${prefix}": could not remove`, [...left]);
   return removed;
 }
@@ -334,7 +347,8 @@ export async function labUp(model: Netmodel, opts: LabUpOptions): Promise<LabLay
   const virtNs = (v: Virt) => layout.virtNs.get(v.id) as string;
   try {
     // 1. Namespaces, in one process.
-    const all = [layout.underlayNs, ...physes.map(physNs), ...virts.map(virtNs)];
+    const outside = layout.serving?.outsideNs;
+    const all = [layout.underlayNs, ...physes.map(physNs), ...virts.map(virtNs), ...(outside ? [outside] : [])];
     progress(`creating ${all.length} namespaces`);
     await root.batch('ip', all.map((n) => `netns add ${n}`));
 
@@ -365,6 +379,7 @@ export async function labUp(model: Netmodel, opts: LabUpOptions): Promise<LabLay
       const mtu = m !== undefined ? ` mtu ${m}` : '';
       links.push(`link add ${VIRT_IF} netns ${virtNs(v)}${mac}${mtu} type veth peer name ${v.if} netns ${physNs(v.phys as Phys)}`);
     }
+    if (outside) links.push(...outsideLinks(outside));
     await u.batch('ip', links);
 
     // 3. Addresses and links up, one process per namespace. No IPv6 link-local addresses
@@ -376,15 +391,25 @@ export async function labUp(model: Netmodel, opts: LabUpOptions): Promise<LabLay
       const lines = ['link set lo up', `link set ${p.if} addrgenmode none`, `link set ${p.if} up`];
       lines.push(addrLine(layout.physAddrs.get(p.name) as string, p.if as string));
       lines.push(...underlayRoutes(layout, p.name, p.if as string));
+      if (outside) lines.push(`route add ${OUTSIDE_ADDR.net} dev ${p.if}`);
       for (const v of virts) {
         if (v.phys === p) lines.push(`link set ${v.if} addrgenmode none`, `link set ${v.if} up`);
       }
       jobs.push([physNs(p), lines]);
     }
     for (const v of virts) {
-      const lines = ['link set lo up', `link set ${VIRT_IF} addrgenmode none`, `link set ${VIRT_IF} up`];
-      for (const a of layout.virtIps.get(v.id) ?? []) lines.push(addrLine(a, VIRT_IF));
+      // Virts that use SLAAC keep their EUI-64 addresses; the others get none (no DAD, no RS).
+      const gen = layout.serving?.slaac.has(v.id) ? 'eui64' : 'none';
+      const lines = ['link set lo up', `link set ${VIRT_IF} addrgenmode ${gen}`, `link set ${VIRT_IF} up`];
+      const asks = layout.serving?.planned.has(v.id);
+      // A virt that asks (DHCPv4, SLAAC) gets no static address here: the server hands it out.
+      if (!asks) for (const a of layout.virtIps.get(v.id) ?? []) lines.push(addrLine(a, VIRT_IF));
       jobs.push([virtNs(v), lines]);
+    }
+    if (outside) {
+      const lines = ['link set lo up', `link set ${VIRT_IF} addrgenmode none`, `link set ${VIRT_IF} up`, addrLine(OUTSIDE_ADDR.addr, VIRT_IF)];
+      for (const a of layout.physAddrs.values()) if (!a.includes(':')) lines.push(`route add ${a.split('/')[0]}/32 dev ${VIRT_IF}`);
+      jobs.push([outside, lines]);
     }
     await mapLimit(jobs, 8, ([ns, lines]) => new Kernel({ netns: ns }).batch('ip', lines));
     progress(`lab "${layout.prefix}" built in ${Date.now() - t0} ms`);
@@ -399,6 +424,11 @@ export async function labUp(model: Netmodel, opts: LabUpOptions): Promise<LabLay
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
     progress(`applied ${physes.length} physes in ${Date.now() - t1} ms`);
+    // 5. Virts that ask for their addresses do so now, with a real DHCP client (and SLAAC).
+    if (layout.serving?.planned.size) {
+      progress(`addresses from the nets' servers for ${layout.serving.planned.size} virts`);
+      await labDhcpClients(layout, layout.serving);
+    }
     return layout;
   } catch (e) {
     progress(`failed, removing lab "${layout.prefix}"`);

@@ -8,7 +8,7 @@
 import { Located } from './location.js';
 
 export const NETWORK_TYPES = [
-  'direct', 'vlan', 'vxlan/mcast', 'vxlan/e2e', 'vxlan/static', 'geneve', 'geneve/e2e', 'vxvde',
+  'direct', 'vlan', 'vxlan/mcast', 'vxlan/e2e', 'vxlan/static', 'geneve', 'geneve/e2e', 'vxvde', 'public',
 ] as const;
 export type NetworkTypeName = (typeof NETWORK_TYPES)[number];
 
@@ -30,6 +30,10 @@ export interface SettingsOptions {
   vni?: number;
   /** vxvde: interface for the multicast join, overriding the phys interface. */
   iface?: string;
+  /** public: how virts reach the outside: `nat` (masquerade on the uplink, default) or `routed`. */
+  mode?: 'nat' | 'routed';
+  /** public: the host's interface to the outside (default: the phys interface). */
+  uplink?: string;
 }
 
 export class Settings extends Located {
@@ -271,6 +275,20 @@ export interface VirtOptions {
   stateful?: boolean;
   /** Only the VM's own MAC (and, when known, its IPs) as source of what it sends (on when unset). */
   antiSpoof?: boolean;
+  /** lsdn creates the virt's interface as a tap for a hypervisor (true: defaults); unset/false: adopt an existing interface. */
+  tap?: TapSpec | boolean;
+}
+
+/** A tap lsdn creates for a VM (`ip tuntap add dev IF mode tap ...`). */
+export interface TapSpec {
+  /** Owner user (name or uid) allowed to attach without CAP_NET_ADMIN. */
+  user?: string;
+  /** Owner group (name or gid). */
+  group?: string;
+  /** Number of queues: more than 1 creates a multi-queue tap (qemu `queues=N`, virtio `mq=on`). */
+  queues?: number;
+  /** Virtio-net header on the tap (offloads; qemu sets it itself when it opens the tap). Default true. */
+  vnetHdr?: boolean;
 }
 
 export class Virt extends Located {
@@ -289,6 +307,8 @@ export class Virt extends Located {
   stateful = false;
   /** Anti-spoofing of what the VM sends (its MAC, its IPs when known, ARP and neighbour discovery). */
   antiSpoof = true;
+  /** lsdn creates the interface `if` as a tap with these options; undefined: the interface is adopted. */
+  tap: TapSpec | undefined;
 
   constructor(readonly net: Net, readonly name: string) {
     super();
@@ -310,6 +330,7 @@ export class Virt extends Located {
     if (opts.policy !== undefined) this.policy = { ...this.policy, ...opts.policy };
     if ('stateful' in opts) this.stateful = opts.stateful ?? false;
     if ('antiSpoof' in opts) this.antiSpoof = opts.antiSpoof ?? true;
+    if ('tap' in opts) this.tap = opts.tap === true ? {} : opts.tap ? { ...opts.tap } : undefined;
     if ('phys' in opts || 'if' in opts) this.connect(opts.phys ?? this.phys ?? this.physRef, opts.if ?? this.if);
     return this;
   }

@@ -8,11 +8,13 @@ import { isDeepStrictEqual } from 'node:util';
 import {
   HostState, objectKey,
   type BridgePortFlags, type FdbObject, type KernelObject, type LinkObject, type NeighObject, type AddrObject, type PortObject,
-  type NftTableObject, type QdiscObject, type FilterObject,
+  type NftTableObject, type QdiscObject, type FilterObject, type TapObject,
 } from '../compile/state.js';
 import { qdiscChanges, sameQdisc } from '../policy/shaping.js';
 import * as r from './render.js';
 import type { Command } from './render.js';
+import { deleteServer, planServer, planSysctl } from '../services/plan.js';
+import { createTap, deleteTap, tapChanges } from '../vm/tap.js';
 
 export type StepAction = 'create' | 'delete' | 'update' | 'recreate';
 
@@ -52,6 +54,8 @@ const enum Phase {
   Qdiscs,
   Filters,
   Firewall,
+  /** Address servers and sysctls (src/services): after the bridges, ports and firewall they rely on. */
+  Services,
 }
 
 interface Staged extends Step {
@@ -147,13 +151,22 @@ export function planChanges(desired: HostState, actual: HostState, facts: PlanFa
         return dep(o.dev, 'interface');
       case 'qdisc':
       case 'filter':
-        return dep(o.dev, 'interface') ?? (facts.links && !facts.links.has(o.dev) && !desired.get(`link ${o.dev}`)
+        return dep(o.dev, 'interface') ?? (facts.links && !facts.links.has(o.dev) && !willCreate(o.dev)
           ? `interface ${o.dev} does not exist on this host`
           : undefined);
+      case 'tap':
+        return !actual.get(objectKey(o)) && facts.links?.has(o.name)
+          ? `interface ${o.name} exists but is not a tap of lsdn's (alias "${o.alias}" missing); remove \`tap\` from the virt to adopt it, or delete it`
+          : undefined;
       case 'nft':
+      case 'sysctl':
         return undefined;
+      case 'dhcp':
+        return dep(o.bridge, 'bridge');
     }
   };
+  /** An interface this plan creates (an owned link, or a tap). */
+  const willCreate = (dev: string) => desired.get(`link ${dev}`) !== undefined || desired.get(`tap ${dev}`) !== undefined;
   const blockedKeys = new Set<string>();
   const add = (phase: Phase, action: StepAction, o: KernelObject, commands: Command[], extra: Partial<Step> = {}) => {
     if (!commands.length && !extra.blocked) return;
@@ -175,6 +188,13 @@ export function planChanges(desired: HostState, actual: HostState, facts: PlanFa
     if (!want) gone.add(have.name);
     else if (want.kind === 'link' && immutableChanges(have, want).length) gone.add(have.name);
   }
+  // Taps that disappear, or are recreated (not while a VM has them open: that step is blocked).
+  for (const [key, have] of actual.objects) {
+    if (have.kind !== 'tap') continue;
+    const want = desired.get(key);
+    if (!want) gone.add(have.name);
+    else if (want.kind === 'tap' && !have.attached && tapChanges(have, want).length) gone.add(have.name);
+  }
   const hangsOnGone = (o: KernelObject): boolean => {
     switch (o.kind) {
       case 'fdb':
@@ -185,10 +205,15 @@ export function planChanges(desired: HostState, actual: HostState, facts: PlanFa
       case 'filter':
         return gone.has(o.dev) || gone.has(o.redirect);
       case 'port':
-        return gone.has(o.master);
+        return gone.has(o.master) || gone.has(o.name);
+      case 'tap':
+        return false;
       case 'link':
         return o.master !== undefined && gone.has(o.master);
+      case 'dhcp':
+        return gone.has(o.bridge);
       case 'nft':
+      case 'sysctl':
         return false;
     }
   };
@@ -201,7 +226,10 @@ export function planChanges(desired: HostState, actual: HostState, facts: PlanFa
         add(Phase.DeleteLinks, 'delete', have, r.deleteLink(have));
         break;
       case 'port':
-        if (!gone.has(have.master)) add(Phase.ReleasePorts, 'delete', have, r.releasePort(have));
+        if (!gone.has(have.master) && !gone.has(have.name)) add(Phase.ReleasePorts, 'delete', have, r.releasePort(have));
+        break;
+      case 'tap':
+        add(Phase.DeleteLinks, 'delete', have, deleteTap(have));
         break;
       case 'fdb':
         if (!gone.has(have.dev) && !releasedPort(have.dev)) add(Phase.DeleteEntries, 'delete', have, r.deleteFdb(have));
@@ -222,6 +250,11 @@ export function planChanges(desired: HostState, actual: HostState, facts: PlanFa
       case 'nft':
         add(Phase.Firewall, 'delete', have, r.nftDeleteTable(have), { changes: ['table removed'] });
         break;
+      case 'dhcp':
+        add(Phase.DeleteLinks, 'delete', have, deleteServer(have));
+        break;
+      case 'sysctl':
+        break; // left as it is: other things may rely on it
     }
   }
 
@@ -272,7 +305,7 @@ export function planChanges(desired: HostState, actual: HostState, facts: PlanFa
       }
       case 'port': {
         const prev = have as PortObject | undefined;
-        if (facts.links && !facts.links.has(want.name)) {
+        if (facts.links && !facts.links.has(want.name) && !desired.get(`tap ${want.name}`)) {
           add(Phase.Ports, 'create', want, [], { blocked: `interface ${want.name} does not exist on this host` });
           break;
         }
@@ -286,9 +319,29 @@ export function planChanges(desired: HostState, actual: HostState, facts: PlanFa
         }
         break;
       }
+      case 'tap': {
+        const old = found as TapObject | undefined;
+        if (!old) {
+          add(Phase.CreateLinks, 'create', want, createTap(want));
+          break;
+        }
+        const changes = tapChanges(old, want);
+        if (changes.length && old.attached) {
+          // Recreating it would cut the running VM off its network for good (qemu keeps the old fd).
+          add(Phase.CreateLinks, 'recreate', want, [], {
+            changes,
+            blocked: `tap ${want.name} is in use by a running VM; it is recreated with the new attributes once the VM has stopped (next apply or the qemu-ifdown/libvirt hook)`,
+          });
+        } else if (changes.length) {
+          add(Phase.CreateLinks, 'recreate', want, [...deleteTap(old), ...createTap(want)], { changes });
+        } else if (old.alias !== want.alias) {
+          add(Phase.UpdateLinks, 'update', want, r.updateLinkOrPort(want.name, { up: true, alias: old.alias }, { up: true, alias: want.alias }), { changes: [`alias ${old.alias} -> ${want.alias}`] });
+        }
+        break;
+      }
       case 'fdb':
         if (!have) {
-          const missingDev = want.table === 'master' && facts.links && !facts.links.has(want.dev) && !desired.get(`link ${want.dev}`);
+          const missingDev = want.table === 'master' && facts.links && !facts.links.has(want.dev) && !willCreate(want.dev);
           if (missingDev) add(Phase.CreateEntries, 'create', want, [], { blocked: `interface ${want.dev} does not exist on this host` });
           else add(Phase.CreateEntries, 'create', want, r.createFdb(want as FdbObject));
         }
@@ -316,6 +369,18 @@ export function planChanges(desired: HostState, actual: HostState, facts: PlanFa
       case 'nft': {
         const s = planNftTable(want, found as NftTableObject | undefined);
         if (s) add(Phase.Firewall, s.action, want, s.commands, { changes: s.changes });
+        break;
+      }
+      case 'dhcp': {
+        // A server whose bridge is recreated lost its port: it is recreated too.
+        const old = found?.kind === 'dhcp' ? (have ? found : { ...found, bridge: '' }) : undefined;
+        const s = planServer(want, old);
+        if (s) add(Phase.Services, s.action, want, s.commands, { changes: s.changes });
+        break;
+      }
+      case 'sysctl': {
+        const s = planSysctl(want, found?.kind === 'sysctl' ? found : undefined);
+        if (s) add(Phase.Services, s.action, want, s.commands, { changes: s.changes });
         break;
       }
     }

@@ -6,9 +6,12 @@ import type { Tool } from '../kernel/exec.js';
 import { FILTER_HANDLE, QDISC_HANDLE } from '../policy/shaping.js';
 
 export interface Command {
-  tool: Tool;
+  /** `svc`: a service step (namespaces, files, processes, sysctls) run by src/services/run.ts. */
+  tool: Tool | 'svc';
   /** One batch line (without the tool name), e.g. "link add name lsb-1 type bridge". */
   line: string;
+  /** svc `write` lines: the file's content. */
+  input?: string;
 }
 
 const ip = (line: string): Command => ({ tool: 'ip', line });

@@ -26,7 +26,8 @@ import ipaddr from 'ipaddr.js';
 import type { Net, Netmodel, RuleSpec, Virt } from '../model/netmodel.js';
 import { normalizeMac, parsePrefix } from '../model/addr.js';
 import { icmpTypeNumber, parseMacMatch, parsePortRange } from '../validate/validate.js';
-import type { NftTableObject } from '../compile/state.js';
+import type { DhcpObject, NftTableObject } from '../compile/state.js';
+import type { VirtAddressing } from '../ipam/ipam.js';
 
 /** The nftables table of a model context (the reader owns `lsdn` and `lsdn_*`). */
 export function nftTableName(context: string): string {
@@ -216,16 +217,25 @@ function macHex(mac: string): string {
   return hexOf(mac.split(':').map((b) => parseInt(b, 16)));
 }
 
-/** The virt's own addresses by family (without prefix length), normalized. */
-export function virtAddresses(v: Virt): { v4: string[]; v6: string[] } {
+/**
+ * The virt's own addresses by family (without prefix length), normalized: its static ones and
+ * what IPAM assigned it (an allocated IPv4, its SLAAC and link-local IPv6 addresses).
+ */
+export function virtAddresses(v: Virt, assigned?: VirtAddressing): { v4: string[]; v6: string[] } {
   const v4: string[] = [];
   const v6: string[] = [];
-  for (const a of v.ips) {
+  const all = [...v.ips, ...(assigned?.v4 ? [assigned.v4.ip] : []), ...(assigned?.v6 ?? []).map((a) => a.ip)];
+  for (const a of all) {
     const p = typeof a === 'string' ? parsePrefix(a) : undefined;
     if (!p) continue;
     (p.family === 4 ? v4 : v6).push(p.ip);
   }
   return { v4: [...new Set(v4)], v6: [...new Set(v6)] };
+}
+
+/** Does the virt's net serve addresses (DHCPv4 or router advertisements)? */
+function servedNet(v: Virt): boolean {
+  return [v.net.ipv4, v.net.ipv6].some((s) => s !== undefined && s.spec.serve !== false);
 }
 
 /**
@@ -236,10 +246,12 @@ export function virtAddresses(v: Virt): { v4: string[]; v6: string[] } {
  * link-local target, and neighbour/router messages only with its own MAC as link-layer option.
  * VLAN-tagged frames are dropped (their inner headers would escape these checks).
  */
-export function antiSpoofLines(v: Virt): string[] {
+export function antiSpoofLines(v: Virt, assigned?: VirtAddressing): string[] {
   if (!v.antiSpoof) return [];
   const mac = typeof v.mac === 'string' ? normalizeMac(v.mac) : undefined;
-  const { v4, v6 } = virtAddresses(v);
+  const { v4, v6: own6 } = virtAddresses(v, assigned);
+  // Link-local addresses are covered by fe80::/10 below (nft would merge them into it anyway).
+  const v6 = own6.filter((a) => !/^fe[89ab]/i.test(a));
   if (!mac && !v4.length && !v6.length) return [];
   const out: string[] = [];
   if (mac) out.push(`ether saddr != ${mac} drop`);
@@ -265,14 +277,18 @@ export function antiSpoofLines(v: Virt): string[] {
     out.push(`icmpv6 type nd-neighbor-advert @th,192,16 0x201 @th,208,48 != ${m} drop`);
     out.push(`icmpv6 type nd-router-solicit @th,64,16 0x101 @th,80,48 != ${m} drop`);
   }
+  if (servedNet(v)) {
+    // Only the net's address server answers DHCP and advertises routers: no rogue servers.
+    out.push('udp sport 67 drop', 'icmpv6 type nd-router-advert drop');
+  }
   return out.map(canonicalNftLine);
 }
 
 // ---- chains of a virt -------------------------------------------------------------------------
 
 /** Body of the virt's `out` chain (what it sends); [] when nothing is filtered. */
-export function outChainLines(v: Virt): string[] {
-  const lines = [...antiSpoofLines(v)];
+export function outChainLines(v: Virt, assigned?: VirtAddressing): string[] {
+  const lines = [...antiSpoofLines(v, assigned)];
   for (const r of orderedRules(v, 'out')) {
     const l = ruleLine(r);
     if (l) lines.push(l);
@@ -292,6 +308,8 @@ export function inChainLines(v: Virt): string[] {
     if (l) lines.push(l);
   }
   if (v.stateful || v.policy.in === 'drop') lines.push(...infrastructure());
+  // The net's address server answers (DHCPv4 offers do not match a conntrack tuple either).
+  if (!v.stateful && v.policy.in === 'drop' && servedNet(v)) lines.push('udp sport 67 udp dport 68 accept');
   if (v.stateful) {
     // DHCP answers do not match the request's conntrack tuple; anything else new is dropped.
     lines.push('udp sport 67 udp dport 68 accept', 'udp sport 547 udp dport 546 accept', 'meta protocol { ip, ip6 } drop');
@@ -316,7 +334,10 @@ export interface LocalVirt {
  * The firewall tables of one host: a bridge table when any local virt is filtered, and an
  * inet table when any is stateful (with a MAC: validation requires it). [] when none is.
  */
-export function firewallTables(model: Netmodel, virts: LocalVirt[]): NftTableObject[] {
+export function firewallTables(
+  model: Netmodel, virts: LocalVirt[],
+  opts: { addressing?: Map<string, VirtAddressing>; servers?: DhcpObject[] } = {},
+): NftTableObject[] {
   const name = nftTableName(model.name);
   const regular: [string, string[]][] = [];
   const inMap: string[] = [];
@@ -325,7 +346,7 @@ export function firewallTables(model: Netmodel, virts: LocalVirt[]): NftTableObj
   for (const { virt: v, net, bridge } of virts) {
     if (!v.if) continue;
     const port = JSON.stringify(v.if);
-    const out = outChainLines(v);
+    const out = outChainLines(v, opts.addressing?.get(v.id));
     if (out.length) {
       const c = virtChainName(model.name, net.name, v.name, 'out');
       regular.push([c, out]);
@@ -341,8 +362,10 @@ export function firewallTables(model: Netmodel, virts: LocalVirt[]): NftTableObj
     if (mac) marks.push(statefulMarkLine(bridge, mac));
   }
   const tables: NftTableObject[] = [];
-  if (regular.length) {
+  const forward = serverForwardLines(virts, opts.servers ?? []);
+  if (regular.length || forward.length) {
     const chains: [string, string[]][] = [...regular];
+    if (forward.length) chains.push(['forward', [BRIDGE_FORWARD_HOOK, ...forward]]);
     if (outMap.length) chains.push(['prerouting', [BRIDGE_HOOKS.prerouting, canonicalNftLine(`iifname vmap { ${outMap.join(', ')} }`)]]);
     if (inMap.length) chains.push(['postrouting', [BRIDGE_HOOKS.postrouting, canonicalNftLine(`oifname vmap { ${inMap.join(', ')} }`)]]);
     chains.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
@@ -352,4 +375,25 @@ export function firewallTables(model: Netmodel, virts: LocalVirt[]): NftTableObj
     tables.push({ kind: 'nft', family: 'inet', name, chains: { forward: [INET_FORWARD_HOOK, ...marks.sort()] } });
   }
   return tables;
+}
+
+export const BRIDGE_FORWARD_HOOK = 'type filter hook forward priority filter; policy accept;';
+
+/**
+ * Address servers talk only to the local virts of their net: every host runs a server with the
+ * same address, so nothing may cross the tunnel to or from one (and a virt of another host
+ * never gets an answer from this host's server).
+ */
+export function serverForwardLines(virts: LocalVirt[], servers: DhcpObject[]): string[] {
+  const lines: string[] = [];
+  for (const s of [...servers].sort((a, b) => (a.port < b.port ? -1 : 1))) {
+    const ports = virts.filter((lv) => lv.bridge === s.bridge && lv.virt.if).map((lv) => JSON.stringify(lv.virt.if)).sort();
+    const port = JSON.stringify(s.port);
+    if (!ports.length) {
+      lines.push(`iifname ${port} drop`, `oifname ${port} drop`);
+      continue;
+    }
+    lines.push(`iifname ${port} oifname != ${set(ports)} drop`, `oifname ${port} iifname != ${set(ports)} drop`);
+  }
+  return lines.map(canonicalNftLine);
 }

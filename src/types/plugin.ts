@@ -44,7 +44,7 @@ export interface NetworkType {
   /** One line for `lsdn doctor` and the docs. */
   summary: string;
   /** Types of one family share a UDP port namespace; different families on one port clash. */
-  family: 'direct' | 'vlan' | 'vxlan' | 'geneve';
+  family: 'direct' | 'vlan' | 'vxlan' | 'geneve' | 'routed';
   defaultPort?: number;
   /** Valid net ids; undefined: the type has no id (direct). */
   idRange?: readonly [number, number];

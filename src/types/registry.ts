@@ -8,6 +8,7 @@ import { vxlanE2e } from './vxlan-e2e.js';
 import { vxlanStatic } from './vxlan-static.js';
 import { geneveE2e, geneveStatic } from './geneve.js';
 import { vxvde } from './vxvde.js';
+import { publicNet } from './public.js';
 
 export const NETWORK_TYPE_PLUGINS: Record<NetworkTypeName, NetworkType> = {
   direct,
@@ -18,6 +19,7 @@ export const NETWORK_TYPE_PLUGINS: Record<NetworkTypeName, NetworkType> = {
   geneve: geneveStatic,
   'geneve/e2e': geneveE2e,
   vxvde,
+  public: publicNet,
 };
 
 export function networkType(name: NetworkTypeName): NetworkType {

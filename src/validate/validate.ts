@@ -20,6 +20,8 @@ import {
 import { networkType, settingsPort } from '../types/registry.js';
 import type { NetworkType } from '../types/plugin.js';
 import type { Problem, Severity } from './problem.js';
+import { analyzeAddresses } from '../ipam/ipam.js';
+import { checkServing } from '../services/validate.js';
 
 /** The longest token bucket tc can express: 2^32 ticks of 1/15.625 µs, less a margin for the queue. */
 export const MAX_BUCKET_SECONDS = 274;
@@ -170,7 +172,37 @@ class Validator {
     this.checkNets();
     this.checkPhyses();
     this.checkVirts();
+    this.checkTaps();
+    this.checkAddressing();
+    // Address servers and public nets (src/services/validate.ts).
+    checkServing(this.model, this.opts, (...a) => this.add(...a));
     return this.problems;
+  }
+
+  /**
+   * Subnets, static addresses against them, recorded allocations and the pools (src/ipam does
+   * the assignment; its problems are located here). Allocated but unrecorded addresses warn.
+   */
+  private checkAddressing(): void {
+    const { addressing, issues } = analyzeAddresses(this.model);
+    for (const i of issues) this.add(i.severity, i.code, i.object, i.message, i.at, i.field);
+    // One warning per net, naming its virts (10,000 new virts are one line, not 10,000).
+    const byNet = new Map<Net, string[]>();
+    for (const [id, a] of addressing) {
+      if (a.v4?.source !== 'allocated') continue;
+      const v = this.model.virt(id);
+      if (!v) continue;
+      const names = byNet.get(v.net) ?? [];
+      names.push(v.name);
+      byNet.set(v.net, names);
+    }
+    for (const [n, names] of byNet) {
+      const one = names.length === 1;
+      const shown = names.slice(0, 8).join(', ') + (names.length > 8 ? ` and ${names.length - 8} more` : '');
+      this.warning('allocation-unrecorded', netLabel(n),
+        `${one ? 'virt' : `${names.length} virts`} ${shown} ${one ? 'has an IPv4 address' : 'have IPv4 addresses'} allocated but not recorded in "allocations"; run \`lsdn allocate FILE\` to record ${one ? 'it' : 'them'} so ${one ? 'it stays' : 'they stay'} stable`,
+        one ? n.virts.get(names[0]!) : n);
+    }
   }
 
   // --- helpers --------------------------------------------------------------------------------
@@ -618,7 +650,8 @@ class Validator {
             if (v.if === phys.if) {
               this.error('virt-if-is-underlay', label,
                 `interface ${q(v.if)} is the underlay interface of phys ${q(phys.name)}`, v, 'if');
-            } else if (host && this.inScope(phys) && !host.interfaces.has(v.if)) {
+            } else if (host && this.inScope(phys) && !host.interfaces.has(v.if) && !v.tap) {
+              // (a `tap` virt's interface is created by apply)
               this.error('interface-missing', label, `interface ${q(v.if)} does not exist on this host (phys ${phys.name})`, v, 'if');
             }
           }
@@ -814,6 +847,26 @@ class Validator {
   }
 
   // --- rates ----------------------------------------------------------------------------------
+
+  /** Taps lsdn creates for VMs (virt option `tap`, src/vm/tap.ts). */
+  private checkTaps(): void {
+    for (const v of this.model.virts()) {
+      const t = v.tap;
+      if (!t) continue;
+      const label = virtLabel(v);
+      if (v.connected && v.if === undefined) {
+        this.error('virt-tap-no-if', label, 'it asks for a tap ("tap") but names no interface ("if") for it', v, 'tap');
+      }
+      if (t.queues !== undefined && (!Number.isInteger(t.queues) || t.queues < 1 || t.queues > 256)) {
+        this.error('virt-tap-queues-invalid', label, `tap queues ${q(t.queues)} is not a whole number from 1 to 256`, v, 'tap');
+      }
+      for (const [what, value] of [['user', t.user], ['group', t.group]] as const) {
+        if (value !== undefined && !/^[A-Za-z0-9_][A-Za-z0-9_.-]*\$?$/.test(value)) {
+          this.error('virt-tap-owner-invalid', label, `tap ${what} ${q(value)} is not a user/group name or number`, v, 'tap');
+        }
+      }
+    }
+  }
 
   private checkRates(v: Virt, virtText: string): void {
     for (const dir of DIRECTIONS) {

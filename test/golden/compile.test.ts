@@ -29,6 +29,8 @@ function typeModel(type: string, v6 = false): string {
   const ip = (n: number) => (v6 ? `2001:db8::${n}` : `192.0.2.${n}`);
   const settings = type === 'vxlan/mcast' ? `{ type: ${type}, mcastIp: ${v6 ? 'ff05::100' : '239.1.1.1'} }` : `{ type: ${type} }`;
   const direct = type === 'direct';
+  // A public net needs an IPv4 subnet with a gateway (the host is the virts' router).
+  const subnet = (n: number) => (type === 'public' ? `\n    ipv4: { subnet: 10.${n}.0.0/24, gateway: 10.${n}.0.1 }` : '');
   return `
 name: golden
 settings:
@@ -39,14 +41,14 @@ physes:
   c: { if: eth0, ip: ${ip(3)} }
 nets:
   blue:
-    vid: 10
+    vid: 10${subnet(10)}
     virts:
       a1: { phys: a, if: tap-a1, mac: 02:00:00:00:0a:01 }
       a2: { phys: a, if: tap-a2, mac: 02:00:00:00:0a:02 }
       b1: { phys: b, if: tap-b1, mac: 02:00:00:00:0b:01 }
       c1: { phys: c, if: tap-c1, mac: 02:00:00:00:0c:01 }
 ${direct ? '' : `  red:
-    vid: 20
+    vid: 20${subnet(20)}
     virts:
       a3: { phys: a, if: tap-a3, mac: 02:00:00:00:0a:01 }
       b2: { phys: b, if: tap-b2, mac: 02:00:00:00:0b:02 }

@@ -205,7 +205,7 @@ EOF`);
     // Nothing foreign leaks in, whatever the kind.
     const foreign = ['eth0', 'brx', 'lsfake', 'vxf', 'brf', 'vm3', 'vm1p', 'lo'];
     for (const o of all.state.objects.values()) {
-      const names = o.kind === 'link' || o.kind === 'port' ? [o.name] : o.kind === 'nft' ? [] : [o.dev];
+      const names = o.kind === 'link' || o.kind === 'port' || o.kind === 'dhcp' || o.kind === 'tap' ? [o.name] : o.kind === 'nft' || o.kind === 'sysctl' ? [] : [o.dev];
       for (const n of names) assert.ok(!foreign.includes(n), `foreign ${n} in state: ${JSON.stringify(o)}`);
       if (o.kind === 'fdb') assert.notEqual(o.mac, bMac);
       if (o.kind === 'fdb') assert.notEqual(o.mac, vm1pMac);

@@ -1,0 +1,260 @@
+/**
+ * The virt-scoped apply of the hypervisor hooks (`lsdn hook qemu-ifup|qemu-ifdown|libvirt`):
+ * a VM started or stopped after the last full apply is wired (or unwired) at once, touching
+ * only that virt's local objects:
+ *
+ *   its tap (when lsdn makes it) and its port on the net's bridge (master, MTU, flags),
+ *   the bridge FDB entries on that port, its qdiscs and redirect filter, its IFB with its qdisc,
+ *   and its two firewall chains (vin-/vout-) in the context's bridge table.
+ *
+ * The desired objects are the full compiler's (so the result is exactly what a full apply
+ * makes: a full `lsdn plan` afterwards is empty), restricted to that scope; the actual ones
+ * are read with a fixed number of per-device commands (`ip link show dev`, `bridge fdb show
+ * dev`, `tc qdisc show dev`, `nft list chain`); the planner and executor are the usual ones.
+ * The number of processes and kernel operations therefore does not depend on the model's size.
+ *
+ * What a hook cannot do: add a virt the host's firewall does not know yet (its dispatch entry
+ * is in the base chains, written by the full apply) or build a missing bridge; then it fails
+ * and says to run `lsdn apply` (the model changed since the last one).
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Netmodel, Phys, Virt } from '../model/netmodel.js';
+import { compileHost } from '../compile/compile.js';
+import { HostState, isOwnedLink, objectKey, type KernelObject, type LinkObject, type NftTableObject, type PortObject } from '../compile/state.js';
+import { ownedIfname } from '../compile/names.js';
+import { Kernel, KernelError } from '../kernel/exec.js';
+import { brportFlags, readTc, tapFromKernel, type FdbEntry, type IpLink, type TcQdisc } from '../kernel/read.js';
+import { acquireLock, LockBusyError } from '../kernel/lock.js';
+import { canonicalNftLine, nftTableName, virtChainName } from '../policy/nft.js';
+import { planChanges, planNftTable, type Plan, type Step } from '../plan/plan.js';
+import { validate } from '../validate/validate.js';
+import { runDir, serverHostTag } from '../services/dhcp.js';
+import { executePlan, type ExecuteReport } from './execute.js';
+import { lockScope, ModelInvalidError, UsageError } from './host.js';
+import { isOwnedTap } from '../vm/tap.js';
+
+export interface VirtApplyOptions {
+  /** Work inside this network namespace. */
+  netns?: string;
+  kernel?: Kernel;
+  /**
+   * `up` (the VM starts: wire its interface) or `down` (it stops: an adopted interface leaves
+   * the bridge, with what hangs on it; an lsdn tap stays, wired, for the next start).
+   */
+  mode?: 'up' | 'down';
+  /** How long to wait for a concurrent apply's lock (ms). Default 30 s. */
+  lockWaitMs?: number;
+}
+
+export interface VirtApplyResult {
+  virt: Virt;
+  desired: HostState;
+  actual: HostState;
+  plan: Plan;
+  report: ExecuteReport;
+}
+
+/** The virt connected through interface `ifname` (on `phys` when given): what qemu's ifup script and libvirt's hook know. */
+export function virtByInterface(model: Netmodel, ifname: string, phys?: string): Virt | undefined {
+  const found = model.virts().filter((v) => v.if === ifname && v.phys && (phys === undefined || v.phys.name === phys));
+  if (found.length > 1) {
+    throw new UsageError(`interface ${ifname} is the interface of ${found.length} virts (${found.map((v) => `${v.id} on ${v.phys?.name}`).join(', ')}): name the phys (LSDN_PHYS or --phys)`);
+  }
+  return found[0];
+}
+
+/** The names the virt's objects hang on. */
+export function virtScope(model: Netmodel, virt: Virt): { ifname: string; bridge: string; ifb: string; chains: string[]; table: string } {
+  if (!virt.phys || !virt.if) throw new UsageError(`virt ${virt.id} is not connected to a phys with an interface`);
+  const ctx = model.name;
+  return {
+    ifname: virt.if,
+    bridge: ownedIfname(ctx, 'b', virt.net.name),
+    ifb: ownedIfname(ctx, 'i', virt.net.name, `ifb:${virt.name}`),
+    chains: [virtChainName(ctx, virt.net.name, virt.name, 'in'), virtChainName(ctx, virt.net.name, virt.name, 'out')],
+    table: nftTableName(ctx),
+  };
+}
+
+/** The desired objects of the virt's scope, out of the host's whole desired state. */
+export function scopeDesired(full: HostState, scope: ReturnType<typeof virtScope>, mode: 'up' | 'down', tap: boolean): HostState {
+  const out = new HostState();
+  const onPort = (dev: string) => dev === scope.ifname;
+  for (const o of full.objects.values()) {
+    let inScope = false;
+    switch (o.kind) {
+      case 'tap':
+        inScope = o.name === scope.ifname;
+        break;
+      case 'port':
+        inScope = onPort(o.name) && (mode === 'up' || tap);
+        break;
+      case 'fdb':
+        inScope = o.table === 'master' && onPort(o.dev) && (mode === 'up' || tap);
+        break;
+      case 'qdisc':
+      case 'filter':
+        inScope = (onPort(o.dev) && (mode === 'up' || tap)) || o.dev === scope.ifb;
+        break;
+      case 'link':
+        inScope = o.name === scope.ifb;
+        break;
+      case 'nft':
+        if (o.family === 'bridge' && o.name === scope.table) {
+          const chains = Object.fromEntries(scope.chains.filter((c) => o.chains[c]).map((c) => [c, o.chains[c] as string[]]));
+          if (Object.keys(chains).length) out.add({ ...o, chains });
+        }
+        break;
+      default:
+        break;
+    }
+    if (inScope) out.add(o);
+  }
+  return out;
+}
+
+async function linkShow(kernel: Kernel, dev: string): Promise<IpLink | undefined> {
+  try {
+    const [l] = await kernel.json<IpLink[]>('ip', ['-d', 'link', 'show', 'dev', dev]);
+    return l;
+  } catch (e) {
+    if (e instanceof KernelError && /does not exist|Cannot find device/.test(e.stderr + e.message)) return undefined;
+    throw e;
+  }
+}
+
+async function chainShow(kernel: Kernel, table: string, chain: string): Promise<string[] | undefined> {
+  try {
+    const { stdout } = await kernel.run('nft', ['-s', 'list', 'chain', 'bridge', table, chain]);
+    const lines = stdout.split('\n').map((l) => l.trim());
+    const start = lines.findIndex((l) => l.startsWith(`chain ${chain} {`));
+    if (start < 0) return undefined;
+    const body: string[] = [];
+    for (const l of lines.slice(start + 1)) {
+      if (l === '}') break;
+      if (l) body.push(canonicalNftLine(l));
+    }
+    return body;
+  } catch (e) {
+    if (e instanceof KernelError) return undefined; // no such table or chain (or no nft: nothing of lsdn's)
+    throw e;
+  }
+}
+
+/** Read the virt's scope from the kernel: a fixed number of processes, whatever the model. */
+export async function readVirtScope(kernel: Kernel, context: string, scope: ReturnType<typeof virtScope>):
+  Promise<{ state: HostState; links: Set<string>; bridge?: IpLink }> {
+  const [port, ifb, bridge, fdb, qdiscs, chains] = await Promise.all([
+    linkShow(kernel, scope.ifname),
+    linkShow(kernel, scope.ifb),
+    linkShow(kernel, scope.bridge),
+    kernel.json<FdbEntry[]>('bridge', ['fdb', 'show', 'dev', scope.ifname]).catch(() => [] as FdbEntry[]),
+    // (`show dev X` leaves the device out of each entry: put it back)
+    Promise.all([scope.ifname, scope.ifb].map((d) => kernel.json<TcQdisc[]>('tc', ['qdisc', 'show', 'dev', d])
+      .then((qs) => qs.map((q) => ({ ...q, dev: q.dev ?? d })), () => [] as TcQdisc[]))),
+    Promise.all(scope.chains.map((c) => chainShow(kernel, scope.table, c))),
+  ]);
+  const objects: KernelObject[] = [];
+  const links = new Set<string>();
+  const managed = new Set<string>();
+  const bridgeOwned = bridge !== undefined && isOwnedLink(bridge.ifname, bridge.ifalias, context) && bridge.linkinfo?.info_kind === 'bridge';
+  if (port) {
+    links.add(port.ifname);
+    if (isOwnedTap(port.linkinfo?.info_kind, port.linkinfo?.info_data?.type, port.ifalias, context)) objects.push(tapFromKernel(port));
+    // A port as the full reader sees one: enslaved to the net's (owned) bridge.
+    if (port.master === scope.bridge && bridgeOwned) {
+      const p: PortObject = { kind: 'port', name: port.ifname, master: port.master, up: (port.flags ?? []).includes('UP') };
+      if (port.mtu !== undefined) p.mtu = port.mtu;
+      const bp = brportFlags(port);
+      if (bp) p.brport = bp;
+      objects.push(p);
+      managed.add(port.ifname);
+      for (const e of fdb) {
+        if (e.master === scope.bridge && e.state === 'static' && !(e.flags ?? []).includes('self')) {
+          objects.push({ kind: 'fdb', dev: port.ifname, mac: e.mac, table: 'master' });
+        }
+      }
+    }
+  }
+  if (ifb) {
+    links.add(ifb.ifname);
+    if (isOwnedLink(ifb.ifname, ifb.ifalias, context)) {
+      const l: LinkObject = {
+        kind: 'link', name: ifb.ifname, type: (ifb.linkinfo?.info_kind ?? 'unknown') as LinkObject['type'],
+        alias: ifb.ifalias as string, up: (ifb.flags ?? []).includes('UP'), attrs: {},
+      };
+      if (ifb.mtu !== undefined) l.mtu = ifb.mtu;
+      if (ifb.master) l.master = ifb.master;
+      objects.push(l);
+      managed.add(ifb.ifname);
+    }
+  }
+  if (bridge) links.add(bridge.ifname);
+  objects.push(...(await readTc(kernel, qdiscs.flat(), managed)));
+  const found = scope.chains.flatMap((c, i) => (chains[i] ? [[c, chains[i]] as [string, string[]]] : []));
+  if (found.length) objects.push({ kind: 'nft', family: 'bridge', name: scope.table, chains: Object.fromEntries(found) } satisfies NftTableObject);
+  return { state: new HostState(objects), links, ...(bridge ? { bridge } : {}) };
+}
+
+/** The per-namespace lock, waited for (a hook must not fail because an apply is running). */
+async function lockWithWait(kernel: Kernel, waitMs: number): Promise<() => void> {
+  const until = Date.now() + waitMs;
+  for (;;) {
+    try {
+      return acquireLock(lockScope(kernel));
+    } catch (e) {
+      if (!(e instanceof LockBusyError) || Date.now() >= until) throw e;
+      await sleep(200);
+    }
+  }
+}
+
+/** Plan the virt's scope: changes nothing. */
+export async function planVirt(model: Netmodel, virt: Virt, opts: VirtApplyOptions = {}):
+  Promise<{ kernel: Kernel; desired: HostState; actual: HostState; plan: Plan }> {
+  const kernel = opts.kernel ?? new Kernel({ netns: opts.netns });
+  const mode = opts.mode ?? 'up';
+  const phys = virt.phys as Phys | undefined;
+  if (!phys || !virt.if) throw new UsageError(`virt ${virt.id} is not connected to a phys with an interface`);
+  // The model must be valid for this phys (host facts are the full apply's business).
+  const problems = validate(model, { physes: [phys.name] });
+  if (problems.some((p) => p.severity === 'error')) throw new ModelInvalidError(problems);
+  const scope = virtScope(model, virt);
+  const underlay = phys.if ? await linkShow(kernel, phys.if) : undefined;
+  const facts = { mtu: new Map(underlay && phys.if ? [[phys.if, underlay.mtu ?? 0]] : []) };
+  const full = compileHost(model, phys.name, { ...facts, hostTag: serverHostTag(kernel.netns, model.name), runDir: runDir() });
+  const desired = scopeDesired(full, scope, mode, virt.tap !== undefined);
+  const read = await readVirtScope(kernel, model.name, scope);
+  if (!read.bridge || !isOwnedLink(read.bridge.ifname, read.bridge.ifalias, model.name)) {
+    throw new UsageError(`the bridge of net ${virt.net.name} (${scope.bridge}) is not on this host: run \`lsdn apply\` first`);
+  }
+  const wantTable = desired.get(`nft bridge ${scope.table}`) as NftTableObject | undefined;
+  const haveTable = read.state.get(`nft bridge ${scope.table}`) as NftTableObject | undefined;
+  const missingChains = Object.keys(wantTable?.chains ?? {}).filter((c) => haveTable?.chains[c] === undefined);
+  if (missingChains.length) {
+    throw new UsageError(`virt ${virt.id} is not in this host's firewall yet (the model changed since the last apply): run \`lsdn apply\``);
+  }
+  const links = new Set(read.links);
+  if (phys.if && underlay) links.add(phys.if);
+  const plan = planChanges(desired, read.state, { links });
+  // The firewall chains are compared chain by chain (never the whole table: that is the full apply's).
+  plan.steps = plan.steps.filter((s) => !s.key.startsWith('nft '));
+  if (wantTable) {
+    const s = planNftTable(wantTable, haveTable);
+    if (s) plan.steps.push({ action: s.action, key: objectKey(wantTable), commands: s.commands, changes: s.changes } satisfies Step);
+  }
+  return { kernel, desired, actual: read.state, plan };
+}
+
+/** Wire (or unwire) one virt on this host: its local objects only, under the host's lock. */
+export async function applyVirt(model: Netmodel, virt: Virt, opts: VirtApplyOptions = {}): Promise<VirtApplyResult> {
+  const kernel = opts.kernel ?? new Kernel({ netns: opts.netns });
+  const release = await lockWithWait(kernel, opts.lockWaitMs ?? 30_000);
+  try {
+    const p = await planVirt(model, virt, { ...opts, kernel });
+    const report = await executePlan(kernel, p.plan);
+    return { virt, desired: p.desired, actual: p.actual, plan: p.plan, report };
+  } finally {
+    release();
+  }
+}

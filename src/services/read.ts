@@ -1,0 +1,122 @@
+/**
+ * Reading address servers and sysctls back, without a process per server: the namespaces are
+ * the entries of /run/netns, a server's options its runtime dir's files (dnsmasq.conf starts
+ * with a header naming its veth, bridge and addresses), its veth host end a link the host's
+ * `ip addr show` already listed, and "running" a pid file whose /proc/PID/cmdline is this
+ * server's dnsmasq and whose network namespace is the server's. So `status` shows a dead
+ * dnsmasq or a changed file as drift, and apply repairs it.
+ */
+import { readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import type { Kernel } from '../kernel/exec.js';
+import type { DhcpObject, SysctlObject } from '../compile/state.js';
+import { parseAlias } from '../compile/names.js';
+import { isServerNsName, parseHeader, serverDir, serverHostTag, serverNsName, SERVER_ALIAS_PART } from './dhcp.js';
+import { serverPid } from './run.js';
+
+/** What the reader knows of a link (subset of read.ts' LinkFact). */
+export interface PortFact {
+  name: string;
+  mtu: number;
+  up: boolean;
+  master?: string;
+  alias?: string;
+}
+
+/** Is this owned link the host end of an address server's veth? */
+export function isServerPort(alias: string | undefined): boolean {
+  return alias !== undefined && parseAlias(alias)?.part === SERVER_ALIAS_PART;
+}
+
+function readText(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+function netnsInode(path: string): number | undefined {
+  try {
+    return statSync(path).ino;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Is the process in the namespace mounted at /run/netns/NS? */
+function inNamespace(pid: number, ns: string): boolean {
+  const want = netnsInode(`/run/netns/${ns}`);
+  try {
+    const m = /^net:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/ns/net`));
+    return want !== undefined && m !== null && Number(m[1]) === want;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The address servers of this host (of one context, when given). `ports`: owned links that are
+ * server veth host ends (isServerPort), by name.
+ */
+export function readServers(kernel: Kernel, context: string | undefined, ports: Map<string, PortFact>): DhcpObject[] {
+  let entries: string[] = [];
+  try {
+    entries = readdirSync('/run/netns');
+  } catch {
+    // no namespace at all
+  }
+  const tag = context !== undefined ? serverHostTag(kernel.netns, context) : kernel.netns;
+  const candidates = new Set<string>();
+  for (const e of entries) {
+    if (tag !== undefined ? isServerNsName(e, tag) : /^lsdn-.+-d[0-9a-f]{8}$/.test(e)) candidates.add(e);
+  }
+  // A veth whose namespace is gone (or not yet listed) still names its server.
+  const portByNs = new Map<string, PortFact>();
+  for (const p of ports.values()) {
+    const a = parseAlias(p.alias ?? '');
+    if (!a?.net || (context !== undefined && a.context !== context)) continue;
+    const ns = serverNsName(serverHostTag(kernel.netns, a.context), a.context, a.net);
+    portByNs.set(ns, p);
+    candidates.add(ns);
+  }
+  const out: DhcpObject[] = [];
+  for (const ns of [...candidates].sort()) {
+    const dir = serverDir(ns);
+    const config = readText(`${dir}/dnsmasq.conf`) ?? '';
+    const header = parseHeader(config);
+    const port = portByNs.get(ns) ?? (header ? ports.get(header.port) : undefined);
+    const alias = port?.alias ?? header?.alias;
+    // Not lsdn's (no header, no marked veth), or another context's: not read, never touched.
+    if (alias === undefined) continue;
+    const owner = parseAlias(alias);
+    if (!owner || (context !== undefined && owner.context !== context)) continue;
+    if (!entries.includes(ns) && !port) continue;
+    const pid = entries.includes(ns) ? serverPid(ns) : undefined;
+    out.push({
+      kind: 'dhcp',
+      name: ns,
+      port: port?.name ?? '',
+      bridge: port?.master ?? '',
+      alias: port?.alias ?? '',
+      mtu: port?.mtu ?? 0,
+      up: port?.up ?? false,
+      addresses: entries.includes(ns) ? (header?.addresses ?? []) : [],
+      config: entries.includes(ns) ? config : '',
+      hosts: entries.includes(ns) ? (readText(`${dir}/hosts`) ?? '') : '',
+      running: pid !== undefined && inNamespace(pid, ns),
+    });
+  }
+  return out;
+}
+
+/** Current values of sysctls in the kernel's namespace (one process for all). */
+export async function readSysctls(kernel: Kernel, keys: string[]): Promise<SysctlObject[]> {
+  if (!keys.length) return [];
+  try {
+    const { stdout } = await kernel.run('sysctl', ['-n', ...keys]);
+    const values = stdout.split('\n').map((l) => l.trim());
+    return keys.map((key, i) => ({ kind: 'sysctl', key, value: values[i] ?? '' }) as SysctlObject);
+  } catch {
+    return [];
+  }
+}

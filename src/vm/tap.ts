@@ -1,0 +1,63 @@
+/**
+ * Taps lsdn creates for VMs (virt option `tap`): the desired object, its ownership mark, and
+ * its iproute2 lines. Pure. A tap's name is the user's (virt.if), so unlike the links lsdn
+ * names itself (`ls<kind>-<hash>` + alias) ownership is the alias alone, on a link of kind
+ * `tun` in tap mode: `lsdn:<context>:tap:<net>/<virt>`.
+ */
+import type { Virt } from '../model/netmodel.js';
+import { OWNED_ALIAS_PREFIX, type TapObject } from '../compile/state.js';
+import type { Command } from '../plan/render.js';
+
+export function tapAlias(context: string, virt: Pick<Virt, 'id'>): string {
+  return `${OWNED_ALIAS_PREFIX}${context}:tap:${virt.id}`;
+}
+
+/** Is this link an lsdn tap (of `context`, when given)? Both the kind and the alias must say so. */
+export function isOwnedTap(kind: string | undefined, tunType: unknown, alias: string | undefined, context?: string): boolean {
+  if (kind !== 'tun' || tunType !== 'tap' || !alias?.startsWith(OWNED_ALIAS_PREFIX)) return false;
+  const rest = alias.slice(OWNED_ALIAS_PREFIX.length);
+  const i = rest.indexOf(':tap:');
+  if (i <= 0) return false;
+  return context === undefined || rest.slice(0, i) === context;
+}
+
+/** Does an alias mark a tap (any context)? Used to keep taps out of the owned-link reading. */
+export function isTapAlias(alias: string | undefined): boolean {
+  return alias?.startsWith(OWNED_ALIAS_PREFIX) === true && alias.slice(OWNED_ALIAS_PREFIX.length).includes(':tap:');
+}
+
+/** The tap a virt wants on its phys, or undefined when its interface is adopted. */
+export function tapObject(context: string, virt: Virt): TapObject | undefined {
+  if (!virt.tap || !virt.if) return undefined;
+  const t = virt.tap;
+  const o: TapObject = { kind: 'tap', name: virt.if, alias: tapAlias(context, virt), multiQueue: (t.queues ?? 1) > 1, vnetHdr: t.vnetHdr ?? true };
+  if (t.user !== undefined) o.user = String(t.user);
+  if (t.group !== undefined) o.group = String(t.group);
+  return o;
+}
+
+/** Attributes that only a new tap can change (user, group, multi-queue), as "what old -> new". */
+export function tapChanges(have: TapObject, want: TapObject): string[] {
+  const out: string[] = [];
+  const f = (v: unknown) => (v === undefined ? '(none)' : String(v));
+  if ((have.user ?? undefined) !== want.user && want.user !== undefined) out.push(`user ${f(have.user)} -> ${f(want.user)}`);
+  if ((have.group ?? undefined) !== want.group && want.group !== undefined) out.push(`group ${f(have.group)} -> ${f(want.group)}`);
+  if (have.multiQueue !== want.multiQueue) out.push(`multi_queue ${have.multiQueue} -> ${want.multiQueue}`);
+  return out;
+}
+
+const q = (v: string) => (/^[^\s"'\\]+$/.test(v) ? v : `"${v.replace(/(["\\])/g, '\\$1')}"`);
+
+/** `ip tuntap add` (accepted in `ip -batch`) and the ownership alias at once, in the same batch. */
+export function createTap(o: TapObject): Command[] {
+  const parts = [`tuntap add dev ${o.name} mode tap`];
+  if (o.user !== undefined) parts.push(`user ${o.user}`);
+  if (o.group !== undefined) parts.push(`group ${o.group}`);
+  if (o.multiQueue) parts.push('multi_queue');
+  if (o.vnetHdr) parts.push('vnet_hdr');
+  return [{ tool: 'ip', line: parts.join(' ') }, { tool: 'ip', line: `link set dev ${o.name} alias ${q(o.alias)}` }];
+}
+
+export function deleteTap(o: TapObject): Command[] {
+  return [{ tool: 'ip', line: `link del dev ${o.name}` }];
+}
