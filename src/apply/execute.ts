@@ -39,8 +39,14 @@ export async function executePlan(kernel: Kernel, plan: Plan): Promise<ExecuteRe
     const tool = flat[start]!.c.tool as Tool;
     let end = start;
     while (end < flat.length && flat[end]!.c.tool === tool) end++;
-    const run = flat.slice(start, end);
+    // A step that failed in an earlier run (another tool) stops there: its later commands would
+    // act on what the failed one did not make (e.g. a server's veth into a namespace not lsdn's).
+    const run = flat.slice(start, end).filter((x) => results[x.i]!.status === 'done');
     const lines = run.map((x) => x.c.line);
+    if (!run.length) {
+      start = end;
+      continue;
+    }
     const fail = (idx: number, message: string, line?: string) => {
       const res = results[idx]!;
       if (res.status === 'done') Object.assign(res, { status: 'failed', error: message, failedLine: line });

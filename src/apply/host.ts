@@ -14,7 +14,8 @@ import { readHostState, type ReadResult } from '../kernel/read.js';
 import { acquireLock } from '../kernel/lock.js';
 import { probeFeatures, type KernelFeatures } from '../kernel/probe.js';
 import { planChanges, type Plan } from '../plan/plan.js';
-import { validate } from '../validate/validate.js';
+import { validateWithAddressing } from '../validate/validate.js';
+import { normalizeTapOwners, readOwnerIds } from '../vm/owners.js';
 import type { Problem } from '../validate/problem.js';
 import { executePlan, type ExecuteReport } from './execute.js';
 import { runDir, serverHostTag } from '../services/dhcp.js';
@@ -93,10 +94,13 @@ export async function planHost(model: Netmodel, opts: HostOptions = {}): Promise
   const read = await readHostState(kernel, { context: model.name });
   const phys = selectLocalPhys(model, read, opts.phys);
   const facts = hostFacts(read);
-  const problems = validate(model, { physes: [phys.name], host: { interfaces: facts.interfaces, mtu: facts.mtu } });
+  // Validation assigns every virt's addresses: the compiler takes them as a host fact (computed once).
+  const { problems, addressing } = validateWithAddressing(model, { physes: [phys.name], host: { interfaces: facts.interfaces, mtu: facts.mtu } });
   if (problems.some((p) => p.severity === 'error' && !NON_BLOCKING.has(p.code))) throw new ModelInvalidError(problems);
-  const desired = compileHost(model, phys.name, { ...facts, hostTag: serverHostTag(kernel.netns, model.name), runDir: runDir() });
-  const plan = planChanges(desired, read.state, { links: facts.interfaces });
+  // Tap owners compare as numeric ids on both sides (iproute2 prints a name when the id has one).
+  const owners = readOwnerIds();
+  const desired = compileHost(model, phys.name, { ...facts, hostTag: serverHostTag(kernel.netns, model.name), runDir: runDir(), addressing, owners });
+  const plan = planChanges(desired, normalizeTapOwners(read.state, owners), { links: facts.interfaces });
   return { phys, kernel, read, desired, plan, problems, warnings: desired.warnings };
 }
 
@@ -186,7 +190,8 @@ export async function destroyHost(opts: { netns?: string; kernel?: Kernel; conte
   const release = acquireLock(lockScope(kernel));
   try {
     const read = await readHostState(kernel, opts.context !== undefined ? { context: opts.context } : {});
-    const plan = planChanges(new HostState(), read.state, { links: new Set(read.links.keys()) });
+    // Destroy deletes taps even while a VM holds them (an apply would not).
+    const plan = planChanges(new HostState(), read.state, { links: new Set(read.links.keys()), destroy: true });
     const report = await executePlan(kernel, plan);
     return { plan, report };
   } finally {

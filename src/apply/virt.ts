@@ -14,10 +14,12 @@
  * The number of processes and kernel operations therefore does not depend on the model's size.
  *
  * What a hook cannot do: add a virt the host's firewall does not know yet (its dispatch entry
- * is in the base chains, written by the full apply) or build a missing bridge; then it fails
- * and says to run `lsdn apply` (the model changed since the last one).
+ * is in the base chains, written by the full apply), wire a virt the net's address server does
+ * not know (its hosts-file line and forward-chain entry: src/vm/serving.ts) or build a missing
+ * bridge; then it fails and says to run `lsdn apply` (the model changed since the last one).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { readFile } from 'node:fs/promises';
 import type { Netmodel, Phys, Virt } from '../model/netmodel.js';
 import { compileHost } from '../compile/compile.js';
 import { HostState, isOwnedLink, objectKey, type KernelObject, type LinkObject, type NftTableObject, type PortObject } from '../compile/state.js';
@@ -27,7 +29,9 @@ import { brportFlags, readTc, tapFromKernel, type FdbEntry, type IpLink, type Tc
 import { acquireLock, LockBusyError } from '../kernel/lock.js';
 import { canonicalNftLine, nftTableName, virtChainName } from '../policy/nft.js';
 import { planChanges, planNftTable, type Plan, type Step } from '../plan/plan.js';
-import { validate } from '../validate/validate.js';
+import { validateWithAddressing } from '../validate/validate.js';
+import { normalizeTapOwners, readOwnerIds } from '../vm/owners.js';
+import { hostsFilePath, serverOfBridge, servingGaps } from '../vm/serving.js';
 import { runDir, serverHostTag } from '../services/dhcp.js';
 import { executePlan, type ExecuteReport } from './execute.js';
 import { lockScope, ModelInvalidError, UsageError } from './host.js';
@@ -217,14 +221,17 @@ export async function planVirt(model: Netmodel, virt: Virt, opts: VirtApplyOptio
   const phys = virt.phys as Phys | undefined;
   if (!phys || !virt.if) throw new UsageError(`virt ${virt.id} is not connected to a phys with an interface`);
   // The model must be valid for this phys (host facts are the full apply's business).
-  const problems = validate(model, { physes: [phys.name] });
+  // (Validation assigns the addresses; the compiler takes them as a host fact: computed once.)
+  const { problems, addressing } = validateWithAddressing(model, { physes: [phys.name] });
   if (problems.some((p) => p.severity === 'error')) throw new ModelInvalidError(problems);
   const scope = virtScope(model, virt);
   const underlay = phys.if ? await linkShow(kernel, phys.if) : undefined;
   const facts = { mtu: new Map(underlay && phys.if ? [[phys.if, underlay.mtu ?? 0]] : []) };
-  const full = compileHost(model, phys.name, { ...facts, hostTag: serverHostTag(kernel.netns, model.name), runDir: runDir() });
+  const owners = readOwnerIds();
+  const full = compileHost(model, phys.name, { ...facts, hostTag: serverHostTag(kernel.netns, model.name), runDir: runDir(), addressing, owners });
   const desired = scopeDesired(full, scope, mode, virt.tap !== undefined);
   const read = await readVirtScope(kernel, model.name, scope);
+  read.state = normalizeTapOwners(read.state, owners);
   if (!read.bridge || !isOwnedLink(read.bridge.ifname, read.bridge.ifalias, model.name)) {
     throw new UsageError(`the bridge of net ${virt.net.name} (${scope.bridge}) is not on this host: run \`lsdn apply\` first`);
   }
@@ -233,6 +240,21 @@ export async function planVirt(model: Netmodel, virt: Virt, opts: VirtApplyOptio
   const missingChains = Object.keys(wantTable?.chains ?? {}).filter((c) => haveTable?.chains[c] === undefined);
   if (missingChains.length) {
     throw new UsageError(`virt ${virt.id} is not in this host's firewall yet (the model changed since the last apply): run \`lsdn apply\``);
+  }
+  // On a served net, the address server must know the virt too (hosts file, forward chain).
+  if (mode === 'up') {
+    const server = serverOfBridge(full, scope.bridge);
+    if (server) {
+      const hostsPath = hostsFilePath(server);
+      const [forward, hosts] = await Promise.all([
+        chainShow(kernel, scope.table, 'forward'),
+        hostsPath ? readFile(hostsPath, 'utf8').catch(() => undefined) : Promise.resolve(undefined),
+      ]);
+      const gaps = servingGaps(full, virt, scope.bridge, scope.table, { forward, hosts });
+      if (gaps.length) {
+        throw new UsageError(`virt ${virt.id} is not known to this host's address server yet (${gaps.join('; ')}; the model changed since the last apply): run \`lsdn apply\``);
+      }
+    }
   }
   const links = new Set(read.links);
   if (phys.if && underlay) links.add(phys.if);

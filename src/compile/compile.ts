@@ -14,7 +14,8 @@ import { firewallTables, type LocalVirt } from '../policy/nft.js';
 import { tapObject } from '../vm/tap.js';
 import { compileServers, serverHostTag, type LocalNet } from '../services/dhcp.js';
 import { publicHostObjects } from '../types/public.js';
-import { assignAddresses } from '../ipam/ipam.js';
+import { assignAddresses, type VirtAddressing } from '../ipam/ipam.js';
+import type { OwnerIds } from '../vm/owners.js';
 
 /** What the compiler needs to know about the host besides the model. */
 export interface HostFacts {
@@ -27,6 +28,14 @@ export interface HostFacts {
   hostTag?: string;
   /** Runtime dir root of the address servers' files (default /run/lsdn; `LSDN_RUN_DIR` at apply). */
   runDir?: string;
+  /**
+   * Every virt's addresses, when already computed for this model (validation computes them:
+   * `validateWithAddressing`); default: `assignAddresses(model)`. A pure function of the model,
+   * so handing it on changes nothing but the time.
+   */
+  addressing?: Map<string, VirtAddressing>;
+  /** This host's users and groups (src/vm/owners.ts): tap owners compile to numeric ids. */
+  owners?: OwnerIds;
 }
 
 export const DEFAULT_UNDERLAY_MTU = 1500;
@@ -83,7 +92,7 @@ export function compileNet(model: Netmodel, net: Net, local: Phys, facts: HostFa
   objects.push(...type.compile(ctx));
   for (const v of ctx.localVirts) {
     // `tap` virts: lsdn creates the tap (src/vm/tap.ts); then it is a port like an adopted interface.
-    const tap = tapObject(model.name, v);
+    const tap = tapObject(model.name, v, facts.owners);
     if (tap) objects.push(tap);
     const port: PortObject = { kind: 'port', name: v.if as string, master: bridge, up: true, mtu: v.mtu ?? virtMtu };
     if (!type.learning) port.brport = { ...STATIC_PORT };
@@ -119,9 +128,9 @@ export function compileHost(model: Netmodel, physName: string, facts: HostFacts 
     }
   }
   // Address servers, the public nets' routing (src/services, src/types/public.ts).
-  const addressing = assignAddresses(model);
+  const addressing = facts.addressing ?? assignAddresses(model);
   const servers = compileServers(model, local, facts.hostTag ?? serverHostTag(undefined, model.name), served, addressing, facts.runDir);
   for (const o of [...servers, ...publicHostObjects(model, local, served)]) state.add(o);
-  for (const t of firewallTables(model, filtered, { addressing, servers })) state.add(t);
+  for (const t of firewallTables(model, filtered, { addressing, servers, nets: served })) state.add(t);
   return state;
 }

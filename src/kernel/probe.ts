@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs';
 import { Kernel, KernelError } from './exec.js';
 import type { NetworkTypeName } from '../model/netmodel.js';
 import { NETWORK_TYPE_PLUGINS } from '../types/registry.js';
+import { onPath } from '../services/tools.js';
 
 export interface KernelFeatures {
   /** Link types: bridge vxlan geneve vlan veth macvlan ifb dummy tun. */
@@ -35,6 +36,8 @@ export interface KernelFeatures {
     bridgeNetfilter?: boolean;
   };
   bridgeVlanFiltering: boolean;
+  /** Programs lsdn runs besides iproute2 and nft (looked up on PATH): dnsmasq serves addresses. */
+  programs?: { dnsmasq: boolean };
   /** Why a feature is absent, by "<group>.<name>" (the tool's error), when it said. */
   errors?: Record<string, string>;
 }
@@ -249,6 +252,7 @@ export async function probeFeatures(kernel: Kernel = new Kernel()): Promise<Kern
       kernel.stats.operations += s.operations;
     }
   }
+  features.programs = { dnsmasq: onPath('dnsmasq') };
   if (Object.keys(errors).length > 0) features.errors = errors;
   return features;
 }
@@ -306,6 +310,11 @@ export function formatDoctor(features: KernelFeatures, support: { type: NetworkT
   for (const [key, label, v] of nft) {
     if (v === undefined) continue;
     out.push(`  ${label.padEnd(18)}  ${yn(v)}${v || !features.nft.installed ? '' : why(`nft.${key}`)}`);
+  }
+  if (features.programs) {
+    out.push('Programs:');
+    const d = features.programs.dnsmasq;
+    out.push(`  dnsmasq             ${yn(d)}${d ? '' : '  (needed to serve addresses, DHCP/SLAAC; Debian: dnsmasq-base, scripts/setup.sh)'}`);
   }
   out.push('');
   out.push('Network types:');

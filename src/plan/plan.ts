@@ -36,6 +36,11 @@ export interface Plan {
 export interface PlanFacts {
   /** Every link on the host, owned or not (to tell a missing VM interface from a present one). */
   links?: ReadonlySet<string>;
+  /**
+   * Destroy: everything goes, also a tap a running VM holds (an apply never deletes one: the
+   * step is blocked until the VM has stopped).
+   */
+  destroy?: boolean;
 }
 
 /** Phases, in execution order. */
@@ -162,7 +167,10 @@ export function planChanges(desired: HostState, actual: HostState, facts: PlanFa
       case 'sysctl':
         return undefined;
       case 'dhcp':
-        return dep(o.bridge, 'bridge');
+        // A new server's veth name taken by a link lsdn does not own (not even by a server it reads).
+        return !actual.get(objectKey(o)) && facts.links?.has(o.port)
+          ? `interface ${o.port} exists but is not marked as lsdn's (alias "${o.alias}" missing); remove it`
+          : dep(o.bridge, 'bridge');
     }
   };
   /** An interface this plan creates (an owned link, or a tap). */
@@ -171,7 +179,7 @@ export function planChanges(desired: HostState, actual: HostState, facts: PlanFa
   const add = (phase: Phase, action: StepAction, o: KernelObject, commands: Command[], extra: Partial<Step> = {}) => {
     if (!commands.length && !extra.blocked) return;
     const key = objectKey(o);
-    const why = action === 'delete' ? undefined : (extra.blocked ?? blockedBy(o));
+    const why = action === 'delete' ? extra.blocked : (extra.blocked ?? blockedBy(o));
     if (why === undefined) steps.push({ phase, action, key, commands, ...extra });
     else if (!blockedKeys.has(key)) {
       // One blocked step per object (not one per step it would have had), without commands.
@@ -189,12 +197,18 @@ export function planChanges(desired: HostState, actual: HostState, facts: PlanFa
     else if (want.kind === 'link' && immutableChanges(have, want).length) gone.add(have.name);
   }
   // Taps that disappear, or are recreated (not while a VM has them open: that step is blocked).
+  /** A tap that is no longer wanted but a running VM holds: deleting it would cut the VM off. */
+  const heldTap = (have: TapObject) => have.attached === true && !facts.destroy;
   for (const [key, have] of actual.objects) {
     if (have.kind !== 'tap') continue;
     const want = desired.get(key);
-    if (!want) gone.add(have.name);
-    else if (want.kind === 'tap' && !have.attached && tapChanges(have, want).length) gone.add(have.name);
+    if (!want) {
+      if (!heldTap(have)) gone.add(have.name);
+    } else if (want.kind === 'tap' && !have.attached && tapChanges(have, want).length) gone.add(have.name);
   }
+  // The interface of a tap this plan deletes (no longer made by lsdn) is missing for what the plan makes on it.
+  const deletedTaps = new Set([...gone].filter((n) => actual.get(`tap ${n}`) && !desired.get(`tap ${n}`)));
+  if (deletedTaps.size && facts.links) facts = { ...facts, links: new Set([...facts.links].filter((n) => !deletedTaps.has(n))) };
   const hangsOnGone = (o: KernelObject): boolean => {
     switch (o.kind) {
       case 'fdb':
@@ -229,7 +243,9 @@ export function planChanges(desired: HostState, actual: HostState, facts: PlanFa
         if (!gone.has(have.master) && !gone.has(have.name)) add(Phase.ReleasePorts, 'delete', have, r.releasePort(have));
         break;
       case 'tap':
-        add(Phase.DeleteLinks, 'delete', have, deleteTap(have));
+        add(Phase.DeleteLinks, 'delete', have, deleteTap(have), heldTap(have)
+          ? { blocked: `tap ${have.name} is no longer lsdn's to make but a running VM holds it; it is deleted once the VM has stopped (next apply or the qemu-ifdown/libvirt hook)` }
+          : {});
         break;
       case 'fdb':
         if (!gone.has(have.dev) && !releasedPort(have.dev)) add(Phase.DeleteEntries, 'delete', have, r.deleteFdb(have));
@@ -305,7 +321,8 @@ export function planChanges(desired: HostState, actual: HostState, facts: PlanFa
       }
       case 'port': {
         const prev = have as PortObject | undefined;
-        if (facts.links && !facts.links.has(want.name) && !desired.get(`tap ${want.name}`)) {
+        // (A tap this plan deletes is missing too: the virt's interface is the hypervisor's again.)
+        if (((facts.links && !facts.links.has(want.name)) || gone.has(want.name)) && !desired.get(`tap ${want.name}`)) {
           add(Phase.Ports, 'create', want, [], { blocked: `interface ${want.name} does not exist on this host` });
           break;
         }

@@ -8,8 +8,10 @@
  *     chain vout-<hash>  what the VM sends: anti-spoofing, then its `out` rules, then the default
  *     chain vin-<hash>   what the VM receives: replies (stateful), its `in` rules, then the default
  *
- *   table inet lsdn_<context>          only when a local virt is stateful
- *     chain forward      hook forward: marks replies to a stateful VM's own connections
+ *   table inet lsdn_<context>          whenever a net is local (hostGuardLines)
+ *     chain input        hook input: nothing a bridge delivers reaches the host (public: a ping of its gateway)
+ *     chain forward      hook forward: marks replies to a stateful VM's own connections; drops what
+ *                        is routed from or to a private net's bridge
  *
  * The bridge family has no conntrack on kernels without nf_conntrack_bridge, so stateful mode
  * uses br_netfilter instead: the net's bridge passes bridged IPv4/IPv6 frames through the inet
@@ -28,6 +30,7 @@ import { normalizeMac, parsePrefix } from '../model/addr.js';
 import { icmpTypeNumber, parseMacMatch, parsePortRange } from '../validate/validate.js';
 import type { DhcpObject, NftTableObject } from '../compile/state.js';
 import type { VirtAddressing } from '../ipam/ipam.js';
+import { gatewayPrefix } from '../types/public.js';
 
 /** The nftables table of a model context (the reader owns `lsdn` and `lsdn_*`). */
 export function nftTableName(context: string): string {
@@ -277,18 +280,23 @@ export function antiSpoofLines(v: Virt, assigned?: VirtAddressing): string[] {
     out.push(`icmpv6 type nd-neighbor-advert @th,192,16 0x201 @th,208,48 != ${m} drop`);
     out.push(`icmpv6 type nd-router-solicit @th,64,16 0x101 @th,80,48 != ${m} drop`);
   }
-  if (servedNet(v)) {
-    // Only the net's address server answers DHCP and advertises routers: no rogue servers.
-    out.push('udp sport 67 drop', 'icmpv6 type nd-router-advert drop');
-  }
   return out.map(canonicalNftLine);
 }
 
 // ---- chains of a virt -------------------------------------------------------------------------
 
+/**
+ * On a served net only the net's address server answers DHCP/DHCPv6 and advertises routers:
+ * first in the `out` chain of every virt of the net, whatever its anti-spoofing and rules.
+ */
+export function rogueServerLines(v: Virt): string[] {
+  if (!servedNet(v)) return [];
+  return ['udp sport 67 drop', 'udp sport 547 drop', 'icmpv6 type nd-router-advert drop'].map(canonicalNftLine);
+}
+
 /** Body of the virt's `out` chain (what it sends); [] when nothing is filtered. */
 export function outChainLines(v: Virt, assigned?: VirtAddressing): string[] {
-  const lines = [...antiSpoofLines(v, assigned)];
+  const lines = [...rogueServerLines(v), ...antiSpoofLines(v, assigned)];
   for (const r of orderedRules(v, 'out')) {
     const l = ruleLine(r);
     if (l) lines.push(l);
@@ -336,7 +344,7 @@ export interface LocalVirt {
  */
 export function firewallTables(
   model: Netmodel, virts: LocalVirt[],
-  opts: { addressing?: Map<string, VirtAddressing>; servers?: DhcpObject[] } = {},
+  opts: { addressing?: Map<string, VirtAddressing>; servers?: DhcpObject[]; nets?: GuardedNet[] } = {},
 ): NftTableObject[] {
   const name = nftTableName(model.name);
   const regular: [string, string[]][] = [];
@@ -362,6 +370,7 @@ export function firewallTables(
     if (mac) marks.push(statefulMarkLine(bridge, mac));
   }
   const tables: NftTableObject[] = [];
+  const guard = hostGuardLines(opts.nets ?? []);
   const forward = serverForwardLines(virts, opts.servers ?? []);
   if (regular.length || forward.length) {
     const chains: [string, string[]][] = [...regular];
@@ -371,10 +380,50 @@ export function firewallTables(
     chains.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     tables.push({ kind: 'nft', family: 'bridge', name, chains: Object.fromEntries(chains) });
   }
-  if (marks.length) {
-    tables.push({ kind: 'nft', family: 'inet', name, chains: { forward: [INET_FORWARD_HOOK, ...marks.sort()] } });
+  if (marks.length || guard.input.length) {
+    const chains: Record<string, string[]> = {};
+    if (guard.input.length) chains.input = [INET_INPUT_HOOK, ...guard.input];
+    if (marks.length || guard.forward.length) chains.forward = [INET_FORWARD_HOOK, ...marks.sort(), ...guard.forward];
+    tables.push({ kind: 'nft', family: 'inet', name, chains });
   }
   return tables;
+}
+
+export const INET_INPUT_HOOK = 'type filter hook input priority filter; policy accept;';
+
+/** A local net as the host guard sees it. */
+export interface GuardedNet {
+  net: Net;
+  bridge: string;
+  type: string;
+}
+
+/**
+ * The host is not a service of its VMs (inet table, IP layer, where the input device of a
+ * frame delivered to the host is the bridge itself; this kernel's bridge family cannot match
+ * the bridge name): nothing a net's bridge delivers to the host is accepted (the bridges keep
+ * IPv6 link-local addresses, and Linux answers for any local address on any interface), except
+ * on a public net a ping of its gateway and what belongs to connections the host opened.
+ * Traffic routed from or to a private net's bridge is dropped (ip_forward is host-wide: another
+ * context's public net turns it on); bridged traffic passing the inet hooks (br_netfilter) has
+ * the bridge as both devices and is not affected.
+ */
+export function hostGuardLines(nets: GuardedNet[]): { input: string[]; forward: string[] } {
+  const sorted = [...nets].sort((a, b) => (a.bridge < b.bridge ? -1 : a.bridge > b.bridge ? 1 : 0));
+  const input: string[] = [];
+  const forward: string[] = [];
+  for (const { net, bridge, type } of sorted) {
+    const br = JSON.stringify(bridge);
+    if (type === 'public') {
+      const gw = gatewayPrefix(net);
+      if (gw) input.push(`iifname ${br} ip daddr ${gw.split('/')[0]} icmp type echo-request accept`);
+      input.push(`iifname ${br} ct state established,related accept`);
+    } else {
+      forward.push(`iifname ${br} oifname != ${br} drop`, `oifname ${br} iifname != ${br} drop`);
+    }
+  }
+  if (sorted.length) input.push(`iifname ${set(sorted.map((n) => JSON.stringify(n.bridge)))} drop`);
+  return { input: input.map(canonicalNftLine), forward: forward.map(canonicalNftLine) };
 }
 
 export const BRIDGE_FORWARD_HOOK = 'type filter hook forward priority filter; policy accept;';
@@ -394,6 +443,12 @@ export function serverForwardLines(virts: LocalVirt[], servers: DhcpObject[]): s
       continue;
     }
     lines.push(`iifname ${port} oifname != ${set(ports)} drop`, `oifname ${port} iifname != ${set(ports)} drop`);
+    // The receiving side: DHCP/DHCPv6 answers and router advertisements reach the net's virts
+    // only from its server (the postrouting chains cannot tell: they see no input port).
+    lines.push(
+      `iifname != ${port} oifname ${set(ports)} udp sport { 67, 547 } drop`,
+      `iifname != ${port} oifname ${set(ports)} icmpv6 type nd-router-advert drop`,
+    );
   }
   return lines.map(canonicalNftLine);
 }

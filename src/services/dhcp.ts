@@ -83,6 +83,8 @@ function subnetParts(s: Subnet): { net: string; len: number; mask: string } {
 const HEADER = '# lsdn address server';
 
 export interface ServerHeader {
+  /** The host tag that named the namespace (serverHostTag): who may read it back as its own. */
+  host?: string;
   alias: string;
   port: string;
   bridge: string;
@@ -90,7 +92,7 @@ export interface ServerHeader {
 }
 
 export function formatHeader(h: ServerHeader): string[] {
-  return [HEADER, `# alias ${h.alias}`, `# port ${h.port}`, `# bridge ${h.bridge}`, `# addresses ${h.addresses.join(' ')}`];
+  return [HEADER, ...(h.host !== undefined ? [`# host ${h.host}`] : []), `# alias ${h.alias}`, `# port ${h.port}`, `# bridge ${h.bridge}`, `# addresses ${h.addresses.join(' ')}`];
 }
 
 /** Parse the header back (undefined: not a file lsdn wrote). */
@@ -103,21 +105,22 @@ export function parseHeader(config: string): ServerHeader | undefined {
   const bridge = get('bridge');
   const addresses = get('addresses');
   if (alias === undefined || port === undefined || bridge === undefined || addresses === undefined) return undefined;
-  return { alias, port, bridge, addresses: addresses.split(' ').filter(Boolean) };
+  const host = get('host');
+  return { ...(host !== undefined ? { host } : {}), alias, port, bridge, addresses: addresses.split(' ').filter(Boolean) };
 }
 
 export interface ServerInputs {
   context: string;
   net: Net;
   ns: string;
+  /** The host tag of the namespace's name (recorded in the header). */
+  hostTag: string;
   port: string;
   bridge: string;
   alias: string;
   mtu: number;
   /** Local virts of the net (sorted by id) with their addresses. */
   virts: { virt: Virt; addressing: VirtAddressing | undefined }[];
-  /** The host routes for this net (public nets): router lifetime > 0 in RAs. */
-  router: boolean;
   /** Runtime dir root (a host fact, so that compilation stays pure). */
   runDir: string;
 }
@@ -137,7 +140,7 @@ export function serverAddresses(net: Net): string[] {
 export function dnsmasqConfig(i: ServerInputs, addresses: string[]): string {
   const dir = serverDir(i.ns, i.runDir);
   const lines = [
-    ...formatHeader({ alias: i.alias, port: i.port, bridge: i.bridge, addresses }),
+    ...formatHeader({ host: i.hostTag, alias: i.alias, port: i.port, bridge: i.bridge, addresses }),
     'port=0',
     'bind-interfaces',
     `interface=${SERVER_IF}`,
@@ -167,8 +170,9 @@ export function dnsmasqConfig(i: ServerInputs, addresses: string[]): string {
     lines.push(
       'enable-ra',
       `dhcp-range=${net},ra-stateless,${len}`,
-      // Router lifetime 0 on private nets: the server namespace is not a router.
-      `ra-param=${SERVER_IF},mtu:${i.mtu},${RA_INTERVAL},${i.router ? 1800 : 0}`,
+      // Router lifetime 0: the RAs come from the server namespace, which routes nothing, and no
+      // host routes IPv6 for its virts (public nets route IPv4 only): no dead default route.
+      `ra-param=${SERVER_IF},mtu:${i.mtu},${RA_INTERVAL},0`,
     );
     const dns6 = v6.spec.dns?.filter((d) => d.includes(':')) ?? [];
     if (dns6.length) lines.push(`dhcp-option=option6:dns-server,${dns6.map((d) => `[${d}]`).join(',')}`);
@@ -197,7 +201,7 @@ export function needsServer(net: Net, local: Phys): boolean {
 /** The server object of `net` on `local` (undefined when it needs none). */
 export function compileServer(
   model: Netmodel, net: Net, local: Phys,
-  opts: { hostTag: string; bridge: string; mtu: number; router: boolean; addresses?: Map<string, VirtAddressing>; runDir?: string },
+  opts: { hostTag: string; bridge: string; mtu: number; addresses?: Map<string, VirtAddressing>; runDir?: string },
 ): DhcpObject | undefined {
   if (!needsServer(net, local)) return undefined;
   const addressing = opts.addresses ?? assignAddresses(model);
@@ -206,12 +210,12 @@ export function compileServer(
     context: model.name,
     net,
     ns: serverNsName(opts.hostTag, model.name, net.name),
+    hostTag: opts.hostTag,
     port: ownedIfname(model.name, SERVER_PORT_KIND, net.name),
     bridge: opts.bridge,
     alias: netAlias(model.name, net.name, SERVER_ALIAS_PART),
     mtu: opts.mtu,
     virts: [...net.virts.values()].filter((v) => v.phys === local && v.if).sort(byId).map((virt) => ({ virt, addressing: addressing.get(virt.id) })),
-    router: opts.router,
     runDir: opts.runDir ?? DEFAULT_RUN_DIR,
   };
   const addresses = serverAddresses(net);
@@ -245,7 +249,7 @@ export function compileServers(
 ): DhcpObject[] {
   const out: DhcpObject[] = [];
   for (const n of nets) {
-    const s = compileServer(model, n.net, local, { hostTag, bridge: n.bridge, mtu: n.mtu, router: n.type === 'public', addresses, runDir });
+    const s = compileServer(model, n.net, local, { hostTag, bridge: n.bridge, mtu: n.mtu, addresses, runDir });
     if (s) out.push(s);
   }
   return out;

@@ -5,7 +5,7 @@
  * `svc` lines are run by src/services/run.ts (namespaces, files, dnsmasq, sysctl); `ip` lines
  * go into the host's iproute2 batch like every other link change.
  *
- *   create   netns add, veth (host end enslaved, marked), lo/lsdn0 up + addresses inside,
+ *   create   netns add (refused when the name exists; writes the marked config first), veth (host end enslaved, marked), lo/lsdn0 up + addresses inside,
  *            write dnsmasq.conf and hosts, start dnsmasq
  *   hosts    only the dhcp-hostsfile changed (a virt came or went): write it, SIGHUP (dnsmasq
  *            rereads it; no restart, leases and RA timers are kept)
@@ -26,7 +26,9 @@ function q(v: string): string {
 
 export function createServer(o: DhcpObject): Command[] {
   return [
-    svc(`netns add ${o.name}`),
+    // The config (its header is the ownership mark) is written before the namespace exists, so
+    // that a crash right after leaves a namespace the reader knows as lsdn's (run.ts).
+    svc(`netns add ${o.name}`, o.config),
     ip(`link add name ${o.port} mtu ${o.mtu} type veth peer name ${SERVER_IF} netns ${o.name} mtu ${o.mtu}`),
     ip(`link set dev ${o.port} alias ${q(o.alias)}`),
     ip(`link set dev ${o.port} master ${o.bridge} ${o.up ? 'up' : 'down'}`),

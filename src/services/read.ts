@@ -10,7 +10,7 @@ import { readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import type { Kernel } from '../kernel/exec.js';
 import type { DhcpObject, SysctlObject } from '../compile/state.js';
 import { parseAlias } from '../compile/names.js';
-import { isServerNsName, parseHeader, serverDir, serverHostTag, serverNsName, SERVER_ALIAS_PART } from './dhcp.js';
+import { isServerNsName, parseHeader, runDir, serverDir, serverHostTag, serverNsName, SERVER_ALIAS_PART } from './dhcp.js';
 import { serverPid } from './run.js';
 
 /** What the reader knows of a link (subset of read.ts' LinkFact). */
@@ -67,9 +67,17 @@ export function readServers(kernel: Kernel, context: string | undefined, ports: 
   }
   const tag = context !== undefined ? serverHostTag(kernel.netns, context) : kernel.netns;
   const candidates = new Set<string>();
-  for (const e of entries) {
-    if (tag !== undefined ? isServerNsName(e, tag) : /^lsdn-.+-d[0-9a-f]{8}$/.test(e)) candidates.add(e);
+  const isCandidate = (e: string) => (tag !== undefined ? isServerNsName(e, tag) : /^lsdn-.+-d[0-9a-f]{8}$/.test(e));
+  for (const e of entries) if (isCandidate(e)) candidates.add(e);
+  // A runtime dir whose namespace is gone (a crash between `netns del` and `clean`, or an
+  // external `ip netns del`) is still a server to delete.
+  let dirs: string[] = [];
+  try {
+    dirs = readdirSync(`${runDir()}/dhcp`);
+  } catch {
+    // no runtime dir
   }
+  for (const d of dirs) if (isCandidate(d)) candidates.add(d);
   // A veth whose namespace is gone (or not yet listed) still names its server.
   const portByNs = new Map<string, PortFact>();
   for (const p of ports.values()) {
@@ -84,13 +92,16 @@ export function readServers(kernel: Kernel, context: string | undefined, ports: 
     const dir = serverDir(ns);
     const config = readText(`${dir}/dnsmasq.conf`) ?? '';
     const header = parseHeader(config);
-    const port = portByNs.get(ns) ?? (header ? ports.get(header.port) : undefined);
-    const alias = port?.alias ?? header?.alias;
+    const byPort = portByNs.get(ns);
+    const alias = byPort?.alias ?? header?.alias;
     // Not lsdn's (no header, no marked veth), or another context's: not read, never touched.
     if (alias === undefined) continue;
     const owner = parseAlias(alias);
     if (!owner || (context !== undefined && owner.context !== context)) continue;
-    if (!entries.includes(ns) && !port) continue;
+    // The header names the host tag that named the namespace: a server of `apply --netns X`
+    // (X-d...) is not the root namespace's, even when X looks like lsdn-<context>.
+    if (!byPort && header?.host !== serverHostTag(kernel.netns, owner.context)) continue;
+    const port = byPort ?? (header ? ports.get(header.port) : undefined);
     const pid = entries.includes(ns) ? serverPid(ns) : undefined;
     out.push({
       kind: 'dhcp',

@@ -3,7 +3,9 @@
  * runtime files, dnsmasq processes and sysctls. Tools still run only through a Kernel (and so
  * are counted); consecutive `ns NS ...` lines become one `ip -n NS -force -batch` process.
  *
- *   netns add|del NS        ip netns add|del (del: a missing namespace is fine)
+ *   netns add NS            fails when /run/netns/NS exists; else writes the input (the marked
+ *                           dnsmasq.conf) into the runtime dir, then ip netns add
+ *   netns del NS            ip netns del (a missing namespace is fine)
  *   ns NS <ip batch line>   iproute2 inside the server's namespace
  *   write NS FILE           the command's input -> <run dir>/dhcp/NS/FILE (0644)
  *   start NS                ip netns exec NS dnsmasq --conf-file=... (dnsmasq daemonizes)
@@ -58,12 +60,48 @@ function gone(pid: number): boolean {
   }
 }
 
-async function stop(ns: string): Promise<void> {
-  const pid = serverPid(ns);
-  if (pid === undefined) return;
-  process.kill(pid, 'SIGTERM');
-  for (let i = 0; i < 40 && !gone(pid); i++) await new Promise((r) => setTimeout(r, 50));
-  if (!gone(pid)) process.kill(pid, 'SIGKILL');
+function writeRuntimeFile(ns: string, name: string, text: string): void {
+  const dir = serverDir(ns);
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  const file = `${dir}/${name}`;
+  writeFileSync(file, text);
+  // dnsmasq drops privileges: it must still read its hosts file on SIGHUP.
+  chmodSync(file, 0o644);
+  chmodSync(dir, 0o755);
+}
+
+function isDnsmasq(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'dnsmasq';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Stop the server's dnsmasq: the one its pid file names, and, when that cannot be verified
+ * (pid file lost or stale) and the namespace exists, every dnsmasq inside the namespace
+ * (`ip netns pids`: by /proc/PID/ns/net), so that deleting the namespace leaves none running.
+ */
+async function stop(kernel: Kernel, ns: string, count: (k: Kernel) => void): Promise<void> {
+  const pids: number[] = [];
+  const own = serverPid(ns);
+  if (own !== undefined) pids.push(own);
+  else if (existsSync(`/run/netns/${ns}`)) {
+    const k = new Kernel();
+    try {
+      const { stdout } = await k.run('ip', ['netns', 'pids', ns]);
+      pids.push(...stdout.split('\n').map(Number).filter((p) => Number.isInteger(p) && p > 0 && isDnsmasq(p)));
+    } finally {
+      count(k);
+    }
+  }
+  for (const pid of pids) process.kill(pid, 'SIGTERM');
+  for (const pid of pids) {
+    for (let i = 0; i < 40 && !gone(pid); i++) await new Promise((r) => setTimeout(r, 50));
+    if (!gone(pid)) process.kill(pid, 'SIGKILL');
+  }
+  kernel.stats.operations++;
 }
 
 export async function runServiceLines(kernel: Kernel, cmds: Command[]): Promise<ServiceFailure[]> {
@@ -97,21 +135,19 @@ export async function runServiceLines(kernel: Kernel, cmds: Command[]): Promise<
           const name = rest[0] ?? '';
           const k = new Kernel();
           try {
-            if (ns === 'add') await k.run('ip', ['netns', 'add', name], { mutates: true });
-            else if (existsSync(`/run/netns/${name}`)) await k.run('ip', ['netns', 'del', name], { mutates: true });
+            if (ns === 'add') {
+              // Never adopt a namespace lsdn did not create (the reader would take the marker as ownership).
+              if (existsSync(`/run/netns/${name}`)) throw new Error(`network namespace ${name} exists but is not lsdn's; remove it (ip netns del ${name})`);
+              if (cmds[i]!.input !== undefined) writeRuntimeFile(name, CONF, cmds[i]!.input ?? '');
+              await k.run('ip', ['netns', 'add', name], { mutates: true });
+            } else if (existsSync(`/run/netns/${name}`)) await k.run('ip', ['netns', 'del', name], { mutates: true });
           } finally {
             count(k);
           }
           break;
         }
         case 'write': {
-          const dir = serverDir(ns);
-          mkdirSync(dir, { recursive: true, mode: 0o755 });
-          const file = `${dir}/${rest[0] ?? ''}`;
-          writeFileSync(file, cmds[i]!.input ?? '');
-          // dnsmasq drops privileges: it must still read its hosts file on SIGHUP.
-          chmodSync(file, 0o644);
-          chmodSync(dir, 0o755);
+          writeRuntimeFile(ns, rest[0] ?? '', cmds[i]!.input ?? '');
           kernel.stats.operations++;
           break;
         }
@@ -126,8 +162,7 @@ export async function runServiceLines(kernel: Kernel, cmds: Command[]): Promise<
           break;
         }
         case 'stop':
-          await stop(ns);
-          kernel.stats.operations++;
+          await stop(kernel, ns, count);
           break;
         case 'reload': {
           const pid = serverPid(ns);

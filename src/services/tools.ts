@@ -2,7 +2,8 @@
 import { accessSync, constants } from 'node:fs';
 import type { Plan } from '../plan/plan.js';
 
-function onPath(cmd: string): boolean {
+/** Is `cmd` an executable on PATH (or /usr/sbin, /sbin)? No process. */
+export function onPath(cmd: string): boolean {
   for (const dir of (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':').concat(['/usr/sbin', '/sbin'])) {
     try {
       accessSync(`${dir}/${cmd}`, constants.X_OK);

@@ -7,6 +7,7 @@
  *   public-uplink-unknown   error    a public net on a phys with no interface and no `uplink`
  *   settings-option-unused  warning  mode/uplink on settings of another type
  *   dhcp-virt-no-mac        warning  a virt of a net serving DHCPv4 without a MAC never gets a lease
+ *   public-ipv6-local       warning  a public net's IPv6 subnet is local to each host (only IPv4 is routed; RAs carry no default route)
  */
 import type { Netmodel, Settings } from '../model/netmodel.js';
 import type { Located } from '../model/location.js';
@@ -51,6 +52,11 @@ export function checkServing(model: Netmodel, scope: ServingScope, add: AddProbl
         add('error', 'public-subnet-missing', label,
           `a public net needs an ipv4 subnet with a gateway (the address its hosts answer on as the virts' router)${s ? ': ipv4 has no gateway' : ''}`,
           s ?? n, s ? 'gateway' : undefined);
+      }
+      if (n.ipv6 && parsePrefix(n.ipv6.spec.prefix)) {
+        add('warning', 'public-ipv6-local', label,
+          'hosts route only IPv4 for a public net: its IPv6 subnet reaches nothing beyond the virts of one host (router advertisements announce no default route)',
+          n.ipv6, 'subnet');
       }
       const uplink = settings.options.uplink;
       for (const p of n.physes) {

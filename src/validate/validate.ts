@@ -20,7 +20,7 @@ import {
 import { networkType, settingsPort } from '../types/registry.js';
 import type { NetworkType } from '../types/plugin.js';
 import type { Problem, Severity } from './problem.js';
-import { analyzeAddresses } from '../ipam/ipam.js';
+import { analyzeAddresses, assignAddresses, type VirtAddressing } from '../ipam/ipam.js';
 import { checkServing } from '../services/validate.js';
 
 /** The longest token bucket tc can express: 2^32 ticks of 1/15.625 µs, less a margin for the queue. */
@@ -107,6 +107,17 @@ export function validate(model: Netmodel, opts: ValidateOptions = {}): Problem[]
   return new Validator(model, opts).run();
 }
 
+/**
+ * `validate`, and the addresses of every virt it computed on the way (src/ipam's
+ * `assignAddresses`, a pure function of the model): apply hands them to `compileHost` as the
+ * `addressing` host fact, so that a plan assigns addresses once.
+ */
+export function validateWithAddressing(model: Netmodel, opts: ValidateOptions = {}): { problems: Problem[]; addressing: Map<string, VirtAddressing> } {
+  const v = new Validator(model, opts);
+  const problems = v.run();
+  return { problems, addressing: v.addressing ?? assignAddresses(model) };
+}
+
 export function hasErrors(problems: Problem[]): boolean {
   return problems.some((p) => p.severity === 'error');
 }
@@ -160,6 +171,8 @@ interface ParsedRule {
 class Validator {
   private readonly problems: Problem[] = [];
   private readonly scope: Set<string> | undefined;
+  /** The addresses checkAddressing computed (handed on by validateWithAddressing). */
+  addressing: Map<string, VirtAddressing> | undefined;
 
   constructor(private readonly model: Netmodel, private readonly opts: ValidateOptions) {
     this.scope = opts.physes ? new Set(opts.physes) : undefined;
@@ -185,6 +198,7 @@ class Validator {
    */
   private checkAddressing(): void {
     const { addressing, issues } = analyzeAddresses(this.model);
+    this.addressing = addressing;
     for (const i of issues) this.add(i.severity, i.code, i.object, i.message, i.at, i.field);
     // One warning per net, naming its virts (10,000 new virts are one line, not 10,000).
     const byNet = new Map<Net, string[]>();

@@ -7,6 +7,7 @@
 import type { Virt } from '../model/netmodel.js';
 import { OWNED_ALIAS_PREFIX, type TapObject } from '../compile/state.js';
 import type { Command } from '../plan/render.js';
+import { numericTapOwners, type OwnerIds } from './owners.js';
 
 export function tapAlias(context: string, virt: Pick<Virt, 'id'>): string {
   return `${OWNED_ALIAS_PREFIX}${context}:tap:${virt.id}`;
@@ -26,14 +27,18 @@ export function isTapAlias(alias: string | undefined): boolean {
   return alias?.startsWith(OWNED_ALIAS_PREFIX) === true && alias.slice(OWNED_ALIAS_PREFIX.length).includes(':tap:');
 }
 
-/** The tap a virt wants on its phys, or undefined when its interface is adopted. */
-export function tapObject(context: string, virt: Virt): TapObject | undefined {
+/**
+ * The tap a virt wants on its phys, or undefined when its interface is adopted. With the
+ * host's users and groups (`owners`, a host fact) its owner and group are numeric ids, as the
+ * reader's are after `normalizeTapOwners`: `user: 0` and `user: root` are the same owner.
+ */
+export function tapObject(context: string, virt: Virt, owners?: OwnerIds): TapObject | undefined {
   if (!virt.tap || !virt.if) return undefined;
   const t = virt.tap;
   const o: TapObject = { kind: 'tap', name: virt.if, alias: tapAlias(context, virt), multiQueue: (t.queues ?? 1) > 1, vnetHdr: t.vnetHdr ?? true };
   if (t.user !== undefined) o.user = String(t.user);
   if (t.group !== undefined) o.group = String(t.group);
-  return o;
+  return numericTapOwners(o, owners);
 }
 
 /** Attributes that only a new tap can change (user, group, multi-queue), as "what old -> new". */

@@ -8,19 +8,24 @@
  * repairs, a new virt only rewrites the hosts file (SIGHUP), destroy and `lab down` remove them.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { after, before, describe, it } from 'node:test';
 import { Kernel } from '../../src/kernel/exec.js';
 import type { Netmodel } from '../../src/model/netmodel.js';
 import { labDown, labUp, type LabLayout } from '../../src/lab/lab.js';
 import { applyInLab } from '../../src/lab/apply.js';
-import { destroyHost, planHost } from '../../src/apply/host.js';
+import { applyHost, destroyHost, planHost } from '../../src/apply/host.js';
+import { compileHost } from '../../src/compile/compile.js';
+import { ownedIfname } from '../../src/compile/names.js';
+import { createServer } from '../../src/services/plan.js';
+import { readServers } from '../../src/services/read.js';
 import { formatPlan } from '../../src/cli/format.js';
 import { labCheck, formatMatrix } from '../../src/lab/check.js';
 import { slaacAddress } from '../../src/ipam/ipam.js';
 import { serverDir, serverNsName } from '../../src/services/dhcp.js';
-import { serverPid } from '../../src/services/run.js';
+import { runServiceLines, serverPid } from '../../src/services/run.js';
 import { dhcpLease } from '../../src/services/client.js';
 import { OUTSIDE_ADDR } from '../../src/lab/serving.js';
 import { deleteNamespacesWithPrefix, ensureNeighbourTableRoom, isRoot, uniquePrefix } from '../helpers/netns.js';
@@ -35,7 +40,7 @@ const skip = !isRoot()
       ? 'needs busybox (its udhcpc is the DHCP client; Debian busybox-static)'
       : false;
 const CONTEXT = 'adr';
-const MAC = { b1: '02:00:00:00:01:01', b2: '02:00:00:00:01:02', w1: '02:00:00:00:03:01', b3: '02:00:00:00:01:03' };
+const MAC = { b1: '02:00:00:00:01:01', b2: '02:00:00:00:01:02', w1: '02:00:00:00:03:01', b3: '02:00:00:00:01:03', rg: '02:00:00:00:01:09' };
 
 function modelText(extraBlue = ''): string {
   return `
@@ -54,6 +59,7 @@ nets:
     virts:
       b1: { phys: a, if: vb1, mac: "${MAC.b1}" }
       b2: { phys: b, if: vb2, mac: "${MAC.b2}" }
+      rg: { phys: a, if: vrg, mac: "${MAC.rg}", antiSpoof: false }
 ${extraBlue}
   red:
     vid: 20
@@ -209,6 +215,116 @@ describe('address serving: DHCPv4, SLAAC, public net (lab)', { skip }, () => {
     }
   });
 
+  it('a rogue DHCP server and router advertisements from a virt (anti-spoofing off) reach no other virt', async () => {
+    // The net's real server is paused, so that only the rogue one could answer.
+    const real = serverPid(server('a', 'blue'));
+    assert.ok(real);
+    const rogueDir = mkdtempSync(`${tmpdir()}/lsdn-rogue-`);
+    await new Kernel({ netns: ns('blue/rg') }).run('ip', ['-6', 'addr', 'add', 'fd00:99::1/64', 'dev', 'eth0', 'nodad']);
+    const rogue = spawn('ip', ['netns', 'exec', ns('blue/rg'), 'dnsmasq', '-k', '-u', 'root', '--port=0', '--bind-interfaces', '--interface=eth0',
+      '--dhcp-range=10.1.0.100,10.1.0.110,1h', '--no-ping', '--dhcp-option=3,10.1.0.66', '--enable-ra', '--dhcp-range=fd00:99::,ra-only',
+      `--dhcp-leasefile=${rogueDir}/leases`, `--pid-file=${rogueDir}/pid`, '--log-dhcp', `--log-facility=${rogueDir}/log`], { stdio: 'ignore' });
+    process.kill(real, 'SIGSTOP');
+    try {
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.equal(rogue.exitCode, null, 'the rogue dnsmasq did not start');
+      const lease = await dhcpLease(ns('blue/b1'), 'eth0', 4);
+      assert.equal(lease, undefined, `b1 took a lease from the rogue server: ${JSON.stringify(lease)}`);
+      // The rogue saw the requests (it really ran and answered).
+      assert.match(readFileSync(`${rogueDir}/log`, 'utf8'), /DHCP(DISCOVER|OFFER)|available DHCP range/);
+      await new Promise((r) => setTimeout(r, 3000)); // dnsmasq sends its first RAs at once, then every few seconds
+      const addrs = await new Kernel({ netns: ns('blue/b1') }).json<{ addr_info: { local: string }[] }[]>('ip', ['-6', 'addr', 'show', 'dev', 'eth0']);
+      const rogue6 = addrs.flatMap((l) => l.addr_info).map((a) => a.local).filter((a) => a.startsWith('fd00:99:'));
+      assert.deepEqual(rogue6, [], 'b1 configured an address from the rogue router advertisement');
+      const routes = await new Kernel({ netns: ns('blue/b1') }).json<{ dst: string }[]>('ip', ['-6', 'route', 'show']);
+      assert.ok(!routes.some((r) => r.dst.startsWith('fd00:99:')), 'b1 learned a route from the rogue router advertisement');
+    } finally {
+      process.kill(real, 'SIGCONT');
+      rogue.kill('SIGTERM');
+      rmSync(rogueDir, { recursive: true, force: true });
+    }
+    // The real server still answers.
+    assert.equal((await dhcpLease(ns('blue/b1')))?.ip, '10.1.0.11');
+  });
+
+  it('virts cannot reach the host: a private virt not its bridge, a public virt only its gateway', async () => {
+    const bridge = ownedIfname(CONTEXT, 'b', 'blue');
+    const host = await new Kernel({ netns: phys('a') }).json<{ addr_info: { local: string; scope: string }[] }[]>('ip', ['-6', 'addr', 'show', 'dev', bridge]);
+    const ll = host.flatMap((l) => l.addr_info).find((a) => a.scope === 'link')?.local;
+    assert.ok(ll, 'the bridge has no link-local address');
+    const priv = await pingMany(ns('blue/b1'), [`${ll}%eth0`], 2);
+    assert.equal(priv.get(`${ll}%eth0`), false, 'a private virt reached the host on its bridge (link-local)');
+    const pub = await pingMany(ns('www/w1'), ['192.168.50.1', '172.16.0.1'], 2);
+    assert.equal(pub.get('192.168.50.1'), true, 'a public virt cannot ping its gateway');
+    assert.equal(pub.get('172.16.0.1'), false, "a public virt reached another of its host's addresses");
+  });
+
+  it('a crash right after `netns add` leaves a server the next apply recreates', async () => {
+    const desired = compileHost(model, 'a', { hostTag: phys('a'), runDir });
+    const s = desired.get(`dhcp ${server('a', 'www')}`);
+    assert.ok(s && s.kind === 'dhcp');
+    // Remove the server, then replay its creation up to the crash: only the first command ran.
+    const pid = serverPid(s.name);
+    if (pid) process.kill(pid, 'SIGKILL');
+    await new Kernel({ netns: phys('a') }).run('ip', ['link', 'del', 'dev', s.port]);
+    const k = new Kernel({ netns: phys('a') });
+    assert.deepEqual(await runServiceLines(k, [{ tool: 'svc', line: `netns del ${s.name}` }, { tool: 'svc', line: `clean ${s.name}` }]), []);
+    const first = createServer(s)[0]!;
+    assert.equal(first.line, `netns add ${s.name}`);
+    assert.deepEqual(await runServiceLines(k, [first]), []);
+    const hp = await planHost(model, { phys: 'a', netns: phys('a') });
+    const step = hp.plan.steps.find((x) => x.key === `dhcp ${s.name}`);
+    assert.ok(step && !step.blocked && step.action === 'recreate', formatPlan(hp.plan, 'after the crash'));
+    await applyInLab(model, model.phys('a')!, phys('a'));
+    assert.equal((await dhcpLease(ns('www/w1')))?.ip, '192.168.50.10');
+    const again = await planHost(model, { phys: 'a', netns: phys('a') });
+    assert.equal(again.plan.steps.length, 0, formatPlan(again.plan, 'after the repair'));
+  });
+
+  it("a namespace with a server's name that is not lsdn's is never used; a server of `--netns lsdn-X` is not root's", async () => {
+    // Not lsdn's: apply fails that server's step and creates no veth for it.
+    const hostB = phys('b');
+    const foreign = serverNsName(hostB, CONTEXT, 'blue');
+    const k = new Kernel({ netns: hostB });
+    const hp = await planHost(model, { phys: 'b', netns: hostB });
+    assert.equal(hp.plan.steps.length, 0, formatPlan(hp.plan, 'b before'));
+    // Take the server of blue on b away (as destroy would), and put a foreign namespace in its place.
+    const have = compileHost(model, 'b', { hostTag: hostB, runDir }).get(`dhcp ${foreign}`);
+    assert.ok(have && have.kind === 'dhcp');
+    await k.run('ip', ['link', 'del', 'dev', have.port]);
+    assert.deepEqual(await runServiceLines(k, [{ tool: 'svc', line: `stop ${foreign}` }, { tool: 'svc', line: `netns del ${foreign}` }, { tool: 'svc', line: `clean ${foreign}` }]), []);
+    await new Kernel().run('ip', ['netns', 'add', foreign]);
+    try {
+      const r = await applyHost(model, { phys: 'b', netns: hostB });
+      const res = r.report.results.find((x) => x.step.key === `dhcp ${foreign}`);
+      assert.equal(res?.status, 'failed');
+      assert.match(res?.error ?? '', /exists but is not lsdn's/);
+      const links = await k.json<{ ifname: string }[]>('ip', ['link', 'show']);
+      assert.ok(!links.some((l) => l.ifname === have.port), 'a veth was created for a foreign namespace');
+      assert.ok(!existsSync(serverDir(foreign)), 'a marker was written for a foreign namespace');
+    } finally {
+      await new Kernel().run('ip', ['netns', 'del', foreign]).catch(() => undefined);
+    }
+    await applyInLab(model, model.phys('b')!, hostB);
+    // A server of `apply --netns lsdn-<x>` (x's header) is not read by a root-namespace reader of all contexts.
+    const tag = `lsdn-${prefix}`;
+    const fake = serverNsName(tag, 'other', 'n');
+    const cfg = compileHost(loadValid(modelText().replace(`name: ${CONTEXT}`, 'name: other'), 'x.yaml'), 'a', { hostTag: tag, runDir });
+    const obj = [...cfg.objects.values()].find((o) => o.kind === 'dhcp');
+    assert.ok(obj && obj.kind === 'dhcp');
+    await runServiceLines(new Kernel(), [{ tool: 'svc', line: `netns add ${fake}`, input: obj.config }]);
+    try {
+      assert.ok(existsSync(`/run/netns/${fake}`));
+      const all = readServers(new Kernel(), undefined, new Map());
+      assert.ok(!all.some((o) => o.name === fake), 'the root reader took a --netns server for its own');
+      const mine = readServers(new Kernel({ netns: tag }), undefined, new Map());
+      assert.ok(mine.some((o) => o.name === fake), 'the --netns reader does not see its own server');
+    } finally {
+      await new Kernel().run('ip', ['netns', 'del', fake]).catch(() => undefined);
+      rmSync(serverDir(fake), { recursive: true, force: true });
+    }
+  });
+
   it('destroy removes the servers: namespaces, processes and runtime dirs', async () => {
     const s = server('b', 'blue');
     const pid = serverPid(s);
@@ -218,6 +334,14 @@ describe('address serving: DHCPv4, SLAAC, public net (lab)', { skip }, () => {
     assert.ok(!existsSync(`/run/netns/${s}`));
     assert.ok(!existsSync(serverDir(s)));
     assert.ok(!existsSync(`/proc/${pid}/cmdline`) || !readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('dnsmasq'));
+    // A runtime dir left behind (crash between `netns del` and `clean`, or an external `ip netns del`) is deleted too.
+    mkdirSync(serverDir(s), { recursive: true });
+    const desiredB = compileHost(model, 'b', { hostTag: phys('b'), runDir }).get(`dhcp ${s}`);
+    assert.ok(desiredB?.kind === 'dhcp');
+    writeFileSync(`${serverDir(s)}/dnsmasq.conf`, desiredB.config);
+    const leftover = await destroyHost({ netns: phys('b'), context: CONTEXT });
+    assert.ok(leftover.report.ok);
+    assert.ok(!existsSync(serverDir(s)), 'the leftover runtime dir was not deleted');
     // lab down takes host a's servers (namespaces under the lab's prefix) with it.
     const aServers = [server('a', 'blue'), server('a', 'www')];
     const pids = aServers.map(serverPid);

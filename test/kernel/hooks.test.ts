@@ -7,12 +7,14 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadModelText } from '../../src/file/load.js';
-import { applyHost, planHost } from '../../src/apply/host.js';
+import { applyHost, destroyHost, planHost } from '../../src/apply/host.js';
+import { hostsFilePath, serverOfBridge } from '../../src/vm/serving.js';
+import { ownedIfname } from '../../src/compile/names.js';
 import { applyVirt, virtByInterface } from '../../src/apply/virt.js';
 import { Kernel } from '../../src/kernel/exec.js';
 import type { Netmodel } from '../../src/model/netmodel.js';
@@ -190,5 +192,114 @@ describe('hypervisor hooks: virt-scoped apply', { skip }, () => {
     r = run('libvirt-qemu', ['vm', 'release', 'end', '-'], xml);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(linkOf(a, 'vmtap').master, undefined);
+  });
+
+  it('numeric tap owners (user: 0, group: 0) are no change once applied (iproute2 prints "root")', async (t) => {
+    const nss = await testNamespaces(t, 'hooknum');
+    const a = await host(nss, 'a', '10.78.0.1', ['v0']);
+    const model = load(doc(1, { tap: { user: 0, group: 0 } }));
+    const r = await applyHost(model, { phys: 'a', netns: a });
+    assert.ok(r.report.ok, JSON.stringify(r.report.results.filter((x) => x.status !== 'done')));
+    const data = (JSON.parse(sh(a, 'ip -d -j link show dev vmtap')) as { linkinfo: { info_data: Record<string, unknown> } }[])[0]!.linkinfo.info_data;
+    assert.equal(data.user, 'root', 'iproute2 prints the name of uid 0');
+    assert.deepEqual((await planHost(model, { phys: 'a', netns: a })).plan.steps, [], 'a second apply has nothing to do');
+    const vm = virtByInterface(model, 'vmtap', 'a')!;
+    assert.deepEqual((await applyVirt(model, vm, { netns: a })).plan.steps, [], 'nor has the hook');
+  });
+
+  it('a tap no longer lsdn\'s (`tap` removed) is kept while a VM holds it, deleted once it stops, and by destroy', async (t) => {
+    const nss = await testNamespaces(t, 'hookheld');
+    const a = await host(nss, 'a', '10.78.0.1', ['v0']);
+    const withTap = load(doc(1, { tap: true }));
+    assert.ok((await applyHost(withTap, { phys: 'a', netns: a })).report.ok);
+    // A "VM": a process that attaches to the tap (TUNSETIFF, IFF_TAP | IFF_NO_PI), as qemu does.
+    const holders: ReturnType<typeof spawn>[] = [];
+    t.after(() => { for (const h of holders) if (h.exitCode === null && h.signalCode === null && h.pid) process.kill(h.pid); });
+    const hold = async () => {
+      const h = spawn('ip', ['netns', 'exec', a, 'perl', '-e',
+        'use Fcntl; sysopen(my $f, "/dev/net/tun", O_RDWR) or die "open: $!"; my $r = pack("a16 s x22", "vmtap", 0x1002); ioctl($f, 0x400454ca, $r) or die "ioctl: $!"; $| = 1; print "held\\n"; sleep 300;'],
+      { stdio: ['ignore', 'pipe', 'pipe'] });
+      holders.push(h);
+      let err = '';
+      h.stderr!.on('data', (d: Buffer) => { err += String(d); });
+      await new Promise<void>((ok, fail) => {
+        h.stdout!.on('data', (d: Buffer) => { if (String(d).includes('held')) ok(); });
+        h.on('exit', (c) => fail(new Error(`tap holder exited ${c}: ${err}`)));
+      });
+      return h;
+    };
+    const release = async (h: ReturnType<typeof spawn>) => {
+      const gone = new Promise((ok) => h.on('exit', ok));
+      process.kill(h.pid!);
+      await gone;
+    };
+    let h = await hold();
+    assert.ok(linkOf(a, 'vmtap').flags.includes('LOWER_UP'), 'the holder gives the tap its carrier');
+
+    const adopted = load(doc(1));
+    let p = await planHost(adopted, { phys: 'a', netns: a });
+    const step = p.plan.steps.find((s) => s.key === 'tap vmtap');
+    assert.equal(step?.action, 'delete');
+    assert.match(step?.blocked ?? '', /running VM holds it/);
+    assert.deepEqual(p.plan.steps.filter((s) => !s.blocked), [], 'nothing else changes');
+    await applyHost(adopted, { phys: 'a', netns: a });
+    assert.ok(linkOf(a, 'vmtap').master?.startsWith('lsb-'), 'the VM stays wired');
+
+    await release(h);
+    p = await planHost(adopted, { phys: 'a', netns: a });
+    assert.deepEqual(p.plan.steps.find((s) => s.key === 'tap vmtap')?.commands.map((c) => c.line), ['link del dev vmtap']);
+    assert.match(p.plan.steps.find((s) => s.key === 'port vmtap')?.blocked ?? '', /does not exist/);
+    const r = await applyHost(adopted, { phys: 'a', netns: a });
+    assert.ok(r.report.results.every((x) => x.status === 'done' || x.step.blocked), JSON.stringify(r.report.results.filter((x) => x.status !== 'done')));
+    assert.ok(!sh(a, 'ip -j link show').includes('"vmtap"'), 'deleted once the VM stopped');
+
+    // Destroy takes it even while held.
+    assert.ok((await applyHost(withTap, { phys: 'a', netns: a })).report.ok);
+    h = await hold();
+    const d = await destroyHost({ netns: a });
+    assert.ok(d.report.ok, JSON.stringify(d.report.results.filter((x) => x.status !== 'done')));
+    assert.ok(!sh(a, 'ip -j link show').includes('"vmtap"'), 'destroy deletes a held tap');
+    await release(h);
+  });
+
+  it('refuses a virt the net\'s address server does not know yet (no firewall chains of its own)', { skip: !existsSync('/usr/sbin/dnsmasq') ? 'needs dnsmasq (Debian dnsmasq-base)' : false }, async (t) => {
+    const nss = await testNamespaces(t, 'hooksrv');
+    const a = await host(nss, 'a', '10.78.0.1', ['vold', 'vnew']);
+    const served = (withNew: boolean) => load({
+      name: 'hs',
+      settings: { default: { type: 'vxlan/static' } },
+      physes: { a: { if: 'eth0', ip: '10.78.0.1' } },
+      nets: {
+        srv: {
+          vid: 781,
+          ipv4: { subnet: '10.77.0.0/24', gateway: '10.77.0.1' },
+          virts: {
+            old: { phys: 'a', if: 'vold', mac: '02:00:00:77:00:01', ip: '10.77.0.11/24' },
+            ...(withNew ? { new: { phys: 'a', if: 'vnew', mac: '02:00:00:77:00:02', ip: '10.77.0.12/24', antiSpoof: false } } : {}),
+          },
+        },
+      },
+    });
+    try {
+      const r = await applyHost(served(false), { phys: 'a', netns: a });
+      assert.ok(r.report.ok, JSON.stringify(r.report.results.filter((x) => x.status !== 'done')));
+      const model = served(true);
+      const vm = virtByInterface(model, 'vnew', 'a')!;
+      await assert.rejects(applyVirt(model, vm, { netns: a }), /(address server|firewall) .*run `lsdn apply`|run `lsdn apply`/);
+      assert.equal(linkOf(a, 'vnew').master, undefined, 'not wired');
+      // After the full apply the hook has nothing to do...
+      const r2 = await applyHost(model, { phys: 'a', netns: a });
+      assert.ok(r2.report.ok, JSON.stringify(r2.report.results.filter((x) => x.status !== 'done')));
+      assert.deepEqual((await applyVirt(model, vm, { netns: a })).plan.steps, []);
+      // ...and a hosts file without the virt (drift) is refused by the server check itself.
+      const p = await planHost(model, { phys: 'a', netns: a });
+      const file = hostsFilePath(serverOfBridge(p.desired, ownedIfname('hs', 'b', 'srv'))!)!;
+      const text = readFileSync(file, 'utf8');
+      assert.match(text, /02:00:00:77:00:02,10\.77\.0\.12/);
+      writeFileSync(file, text.split('\n').filter((l) => !l.startsWith('02:00:00:77:00:02')).join('\n'));
+      await assert.rejects(applyVirt(model, vm, { netns: a }), /not known to this host's address server yet \(the address server \S+ has no DHCP host entry 02:00:00:77:00:02,10\.77\.0\.12.*run `lsdn apply`/);
+    } finally {
+      await destroyHost({ netns: a });
+    }
   });
 });

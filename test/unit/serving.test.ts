@@ -110,7 +110,7 @@ test('servers: only nets with a served subnet and a local virt get one; only loc
   const s = servers[0]!;
   assert.equal(s.hosts, '02:00:00:00:00:01,10.0.0.5\n');
   assert.deepEqual(s.addresses, ['10.0.0.254/24']);
-  assert.deepEqual(parseHeader(s.config), { alias: s.alias, port: s.port, bridge: s.bridge, addresses: s.addresses });
+  assert.deepEqual(parseHeader(s.config), { host: 'lsdn-v', alias: s.alias, port: s.port, bridge: s.bridge, addresses: s.addresses });
   assert.match(s.config, /^dhcp-range=10\.0\.0\.0,static,255\.255\.255\.0,1h$/m);
   assert.match(s.config, /^dhcp-option=option:router,10\.0\.0\.1$/m);
   assert.doesNotMatch(s.config, /enable-ra/);
