@@ -8,13 +8,13 @@
  * repairs, a new virt only rewrites the hosts file (SIGHUP), destroy and `lab down` remove them.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { Kernel } from '../../src/kernel/exec.js';
 import type { Netmodel } from '../../src/model/netmodel.js';
-import { labDown, labUp, type LabLayout } from '../../src/lab/lab.js';
+import { labDown } from '../../src/lab/lab.js';
 import { applyInLab } from '../../src/lab/apply.js';
 import { applyHost, destroyHost, planHost } from '../../src/apply/host.js';
 import { compileHost } from '../../src/compile/compile.js';
@@ -28,7 +28,8 @@ import { serverDir, serverNsName } from '../../src/services/dhcp.js';
 import { runServiceLines, serverPid } from '../../src/services/run.js';
 import { dhcpLease } from '../../src/services/client.js';
 import { OUTSIDE_ADDR } from '../../src/lab/serving.js';
-import { deleteNamespacesWithPrefix, ensureNeighbourTableRoom, isRoot, uniquePrefix } from '../helpers/netns.js';
+import { isRoot } from '../helpers/netns.js';
+import { servingLab } from '../helpers/serving.js';
 import { pingMany } from '../helpers/typelab.js';
 import { loadValid } from '../helpers/model.js';
 
@@ -85,35 +86,10 @@ function load(extra = ''): Netmodel {
 }
 
 describe('address serving: DHCPv4, SLAAC, public net (lab)', { skip }, () => {
-  let prefix: string;
-  let layout: LabLayout;
-  let model: Netmodel;
-  let runDir: string;
-  const ns = (id: string) => layout.virtNs.get(id) as string;
-  const phys = (p: string) => layout.physNs.get(p) as string;
+  const lab = servingLab('adr', () => load());
+  const ns = (id: string) => lab.layout.virtNs.get(id) as string;
+  const phys = (p: string) => lab.layout.physNs.get(p) as string;
   const server = (p: string, net: string) => serverNsName(phys(p), CONTEXT, net);
-
-  before(async () => {
-    ensureNeighbourTableRoom();
-    runDir = mkdtempSync(`${tmpdir()}/lsdn-run-`);
-    chmodSync(runDir, 0o755); // dnsmasq drops to nobody and rereads its hosts file there
-    process.env.LSDN_RUN_DIR = runDir;
-    prefix = uniquePrefix('adr');
-    model = load();
-    const t0 = Date.now();
-    layout = await labUp(model, { prefix, apply: (p, n) => applyInLab(model, p, n) });
-    console.log(`# lab with servers and DHCP/SLAAC clients up in ${Date.now() - t0} ms`);
-  });
-
-  after(async () => {
-    try {
-      if (prefix) await labDown(prefix);
-    } finally {
-      if (prefix) deleteNamespacesWithPrefix(`${prefix}-`);
-      if (runDir) rmSync(runDir, { recursive: true, force: true });
-      delete process.env.LSDN_RUN_DIR;
-    }
-  });
 
   it('a virt running udhcpc gets its planned address, default route and MTU', async () => {
     const lease = await dhcpLease(ns('blue/b1'));
@@ -167,26 +143,26 @@ describe('address serving: DHCPv4, SLAAC, public net (lab)', { skip }, () => {
     // Nor does the public virt reach into a private net (no route, and forwarding into it is dropped).
     const into = await pingMany(ns('www/w1'), ['10.1.0.11'], 1);
     assert.equal(into.get('10.1.0.11'), false);
-    const report = await labCheck(model, layout);
-    assert.equal(report.failed, 0, formatMatrix(report, layout));
+    const report = await labCheck(lab.model, lab.layout);
+    assert.equal(report.failed, 0, formatMatrix(report, lab.layout));
   });
 
   it('a second apply is empty; a killed dnsmasq is drift that apply repairs', async () => {
     for (const p of ['a', 'b']) {
-      const hp = await planHost(model, { phys: p, netns: phys(p) });
+      const hp = await planHost(lab.model, { phys: p, netns: phys(p) });
       assert.equal(hp.plan.steps.length, 0, formatPlan(hp.plan, `second plan of ${p}`));
     }
     const pid = serverPid(server('a', 'blue'));
     assert.ok(pid);
     process.kill(pid, 'SIGKILL');
     for (let i = 0; i < 50 && serverPid(server('a', 'blue')) !== undefined; i++) await new Promise((r) => setTimeout(r, 20));
-    const drift = await planHost(model, { phys: 'a', netns: phys('a') });
+    const drift = await planHost(lab.model, { phys: 'a', netns: phys('a') });
     assert.deepEqual(drift.plan.steps.map((s) => `${s.action} ${s.key}: ${s.changes?.join(', ')}`), [`update dhcp ${server('a', 'blue')}: dnsmasq not running`]);
-    await applyInLab(model, model.phys('a')!, phys('a'));
+    await applyInLab(lab.model, lab.model.phys('a')!, phys('a'));
     assert.ok(serverPid(server('a', 'blue')));
     const lease = await dhcpLease(ns('blue/b1'));
     assert.equal(lease?.ip, '10.1.0.11');
-    const again = await planHost(model, { phys: 'a', netns: phys('a') });
+    const again = await planHost(lab.model, { phys: 'a', netns: phys('a') });
     assert.equal(again.plan.steps.length, 0, formatPlan(again.plan, 'after repair'));
   });
 
@@ -194,7 +170,7 @@ describe('address serving: DHCPv4, SLAAC, public net (lab)', { skip }, () => {
     const before = serverPid(server('a', 'blue'));
     const bigger = load('      b3: { phys: a, if: vb3, mac: "02:00:00:00:01:03" }');
     // The virt's interface: a veth whose other end stands for the VM.
-    const vm = `${prefix}-vm3`;
+    const vm = `${lab.prefix}-vm3`;
     const root = new Kernel();
     await root.run('ip', ['netns', 'add', vm]);
     try {
@@ -209,7 +185,7 @@ describe('address serving: DHCPv4, SLAAC, public net (lab)', { skip }, () => {
       assert.equal(serverPid(server('a', 'blue')), before, 'dnsmasq was restarted');
       const lease = await dhcpLease(vm);
       assert.equal(lease?.ip, '10.1.0.13');
-      await applyInLab(model, model.phys('a')!, phys('a'));
+      await applyInLab(lab.model, lab.model.phys('a')!, phys('a'));
     } finally {
       await root.run('ip', ['netns', 'del', vm]).catch(() => undefined);
     }
@@ -260,7 +236,7 @@ describe('address serving: DHCPv4, SLAAC, public net (lab)', { skip }, () => {
   });
 
   it('a crash right after `netns add` leaves a server the next apply recreates', async () => {
-    const desired = compileHost(model, 'a', { hostTag: phys('a'), runDir });
+    const desired = compileHost(lab.model, 'a', { hostTag: phys('a'), runDir: lab.runDir });
     const s = desired.get(`dhcp ${server('a', 'www')}`);
     assert.ok(s && s.kind === 'dhcp');
     // Remove the server, then replay its creation up to the crash: only the first command ran.
@@ -272,12 +248,12 @@ describe('address serving: DHCPv4, SLAAC, public net (lab)', { skip }, () => {
     const first = createServer(s)[0]!;
     assert.equal(first.line, `netns add ${s.name}`);
     assert.deepEqual(await runServiceLines(k, [first]), []);
-    const hp = await planHost(model, { phys: 'a', netns: phys('a') });
+    const hp = await planHost(lab.model, { phys: 'a', netns: phys('a') });
     const step = hp.plan.steps.find((x) => x.key === `dhcp ${s.name}`);
     assert.ok(step && !step.blocked && step.action === 'recreate', formatPlan(hp.plan, 'after the crash'));
-    await applyInLab(model, model.phys('a')!, phys('a'));
+    await applyInLab(lab.model, lab.model.phys('a')!, phys('a'));
     assert.equal((await dhcpLease(ns('www/w1')))?.ip, '192.168.50.10');
-    const again = await planHost(model, { phys: 'a', netns: phys('a') });
+    const again = await planHost(lab.model, { phys: 'a', netns: phys('a') });
     assert.equal(again.plan.steps.length, 0, formatPlan(again.plan, 'after the repair'));
   });
 
@@ -286,16 +262,16 @@ describe('address serving: DHCPv4, SLAAC, public net (lab)', { skip }, () => {
     const hostB = phys('b');
     const foreign = serverNsName(hostB, CONTEXT, 'blue');
     const k = new Kernel({ netns: hostB });
-    const hp = await planHost(model, { phys: 'b', netns: hostB });
+    const hp = await planHost(lab.model, { phys: 'b', netns: hostB });
     assert.equal(hp.plan.steps.length, 0, formatPlan(hp.plan, 'b before'));
     // Take the server of blue on b away (as destroy would), and put a foreign namespace in its place.
-    const have = compileHost(model, 'b', { hostTag: hostB, runDir }).get(`dhcp ${foreign}`);
+    const have = compileHost(lab.model, 'b', { hostTag: hostB, runDir: lab.runDir }).get(`dhcp ${foreign}`);
     assert.ok(have && have.kind === 'dhcp');
     await k.run('ip', ['link', 'del', 'dev', have.port]);
     assert.deepEqual(await runServiceLines(k, [{ tool: 'svc', line: `stop ${foreign}` }, { tool: 'svc', line: `netns del ${foreign}` }, { tool: 'svc', line: `clean ${foreign}` }]), []);
     await new Kernel().run('ip', ['netns', 'add', foreign]);
     try {
-      const r = await applyHost(model, { phys: 'b', netns: hostB });
+      const r = await applyHost(lab.model, { phys: 'b', netns: hostB });
       const res = r.report.results.find((x) => x.step.key === `dhcp ${foreign}`);
       assert.equal(res?.status, 'failed');
       assert.match(res?.error ?? '', /exists but is not lsdn's/);
@@ -305,11 +281,11 @@ describe('address serving: DHCPv4, SLAAC, public net (lab)', { skip }, () => {
     } finally {
       await new Kernel().run('ip', ['netns', 'del', foreign]).catch(() => undefined);
     }
-    await applyInLab(model, model.phys('b')!, hostB);
+    await applyInLab(lab.model, lab.model.phys('b')!, hostB);
     // A server of `apply --netns lsdn-<x>` (x's header) is not read by a root-namespace reader of all contexts.
-    const tag = `lsdn-${prefix}`;
+    const tag = `lsdn-${lab.prefix}`;
     const fake = serverNsName(tag, 'other', 'n');
-    const cfg = compileHost(loadValid(modelText().replace(`name: ${CONTEXT}`, 'name: other'), 'x.yaml'), 'a', { hostTag: tag, runDir });
+    const cfg = compileHost(loadValid(modelText().replace(`name: ${CONTEXT}`, 'name: other'), 'x.yaml'), 'a', { hostTag: tag, runDir: lab.runDir });
     const obj = [...cfg.objects.values()].find((o) => o.kind === 'dhcp');
     assert.ok(obj && obj.kind === 'dhcp');
     await runServiceLines(new Kernel(), [{ tool: 'svc', line: `netns add ${fake}`, input: obj.config }]);
@@ -336,7 +312,7 @@ describe('address serving: DHCPv4, SLAAC, public net (lab)', { skip }, () => {
     assert.ok(!existsSync(`/proc/${pid}/cmdline`) || !readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('dnsmasq'));
     // A runtime dir left behind (crash between `netns del` and `clean`, or an external `ip netns del`) is deleted too.
     mkdirSync(serverDir(s), { recursive: true });
-    const desiredB = compileHost(model, 'b', { hostTag: phys('b'), runDir }).get(`dhcp ${s}`);
+    const desiredB = compileHost(lab.model, 'b', { hostTag: phys('b'), runDir: lab.runDir }).get(`dhcp ${s}`);
     assert.ok(desiredB?.kind === 'dhcp');
     writeFileSync(`${serverDir(s)}/dnsmasq.conf`, desiredB.config);
     const leftover = await destroyHost({ netns: phys('b'), context: CONTEXT });
@@ -346,9 +322,9 @@ describe('address serving: DHCPv4, SLAAC, public net (lab)', { skip }, () => {
     const aServers = [server('a', 'blue'), server('a', 'www')];
     const pids = aServers.map(serverPid);
     assert.ok(pids.every((p) => p !== undefined));
-    await labDown(prefix);
+    await labDown(lab.prefix);
     for (const n of aServers) assert.ok(!existsSync(`/run/netns/${n}`));
     for (const p of pids) assert.ok(!existsSync(`/proc/${p}/cmdline`) || readFileSync(`/proc/${p}/cmdline`, 'utf8') === '');
-    assert.deepEqual(readdirSync(`${runDir}/dhcp`).filter((d) => d.startsWith(prefix)), []);
+    assert.deepEqual(readdirSync(`${lab.runDir}/dhcp`).filter((d) => d.startsWith(lab.prefix)), []);
   });
 });

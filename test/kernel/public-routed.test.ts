@@ -8,16 +8,13 @@
  * host reaches nothing outside either way.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { after, before, describe, it } from 'node:test';
+import { existsSync } from 'node:fs';
+import { describe, it } from 'node:test';
 import { Kernel } from '../../src/kernel/exec.js';
-import type { Netmodel } from '../../src/model/netmodel.js';
-import { labDown, labUp, type LabLayout } from '../../src/lab/lab.js';
-import { applyInLab } from '../../src/lab/apply.js';
 import { OUTSIDE_ADDR } from '../../src/lab/serving.js';
 import { nftTableName } from '../../src/policy/nft.js';
-import { deleteNamespacesWithPrefix, ensureNeighbourTableRoom, isRoot, uniquePrefix } from '../helpers/netns.js';
+import { isRoot } from '../helpers/netns.js';
+import { servingLab } from '../helpers/serving.js';
 import { pingMany } from '../helpers/typelab.js';
 import { loadValid } from '../helpers/model.js';
 
@@ -58,36 +55,13 @@ allocations:
 `;
 
 describe('public net, routed mode (lab)', { skip }, () => {
-  let prefix: string;
-  let layout: LabLayout;
-  let model: Netmodel;
-  let runDir: string;
-  const ns = (id: string) => layout.virtNs.get(id) as string;
-
-  before(async () => {
-    ensureNeighbourTableRoom();
-    runDir = mkdtempSync(`${tmpdir()}/lsdn-run-`);
-    chmodSync(runDir, 0o755);
-    process.env.LSDN_RUN_DIR = runDir;
-    prefix = uniquePrefix('rtd');
-    model = loadValid(MODEL, 'routed.yaml');
-    layout = await labUp(model, { prefix, apply: (p, n) => applyInLab(model, p, n) });
-  });
-
-  after(async () => {
-    try {
-      if (prefix) await labDown(prefix);
-    } finally {
-      if (prefix) deleteNamespacesWithPrefix(`${prefix}-`);
-      if (runDir) rmSync(runDir, { recursive: true, force: true });
-      delete process.env.LSDN_RUN_DIR;
-    }
-  });
+  const lab = servingLab('rtd', () => loadValid(MODEL, 'routed.yaml'));
+  const ns = (id: string) => lab.layout.virtNs.get(id) as string;
 
   it('does not masquerade: the outside sees the virt itself, and reaches it once it routes the subnet', async () => {
-    const outside = layout.serving?.outsideNs as string;
+    const outside = lab.layout.serving?.outsideNs as string;
     assert.ok(outside, 'the lab made no outside namespace');
-    const table = await new Kernel({ netns: layout.physNs.get('a') }).run('nft', ['list', 'table', 'ip', nftTableName(CONTEXT)]);
+    const table = await new Kernel({ netns: lab.layout.physNs.get('a') }).run('nft', ['list', 'table', 'ip', nftTableName(CONTEXT)]);
     assert.doesNotMatch(table.stdout, /masquerade/, 'routed mode must not masquerade');
 
     // No route back to the public subnet yet: the replies have nowhere to go.
