@@ -16,10 +16,16 @@ export function netAlias(context: string, net: string, suffix?: string): string 
   return `${OWNED_ALIAS_PREFIX}${context}:net:${net}${suffix ? `:${suffix}` : ''}`;
 }
 
-/** What an owned alias says: context, net, and the part of the net. */
-export function parseAlias(alias: string): { context: string; net?: string; part?: string } | undefined {
+/**
+ * What an owned alias says: context, kind (`net` for links of a net, `tap` for a VM's tap:
+ * src/vm/tap.ts), and for a net its name and the part of it.
+ */
+export function parseAlias(alias: string): { context: string; kind?: string; net?: string; part?: string } | undefined {
   if (!alias.startsWith(OWNED_ALIAS_PREFIX)) return undefined;
   const [context, kind, net, ...part] = alias.slice(OWNED_ALIAS_PREFIX.length).split(':');
   if (!context) return undefined;
-  return { context, ...(kind === 'net' && net !== undefined ? { net } : {}), ...(part.length ? { part: part.join(':') } : {}) };
+  return {
+    context, ...(kind !== undefined ? { kind } : {}),
+    ...(kind === 'net' && net !== undefined ? { net } : {}), ...(part.length ? { part: part.join(':') } : {}),
+  };
 }

@@ -6,6 +6,7 @@
  */
 import type { Virt } from '../model/netmodel.js';
 import { OWNED_ALIAS_PREFIX, type TapObject } from '../compile/state.js';
+import { parseAlias } from '../compile/names.js';
 import type { Command } from '../plan/render.js';
 import { numericTapOwners, type OwnerIds } from './owners.js';
 
@@ -15,16 +16,13 @@ export function tapAlias(context: string, virt: Pick<Virt, 'id'>): string {
 
 /** Is this link an lsdn tap (of `context`, when given)? Both the kind and the alias must say so. */
 export function isOwnedTap(kind: string | undefined, tunType: unknown, alias: string | undefined, context?: string): boolean {
-  if (kind !== 'tun' || tunType !== 'tap' || !alias?.startsWith(OWNED_ALIAS_PREFIX)) return false;
-  const rest = alias.slice(OWNED_ALIAS_PREFIX.length);
-  const i = rest.indexOf(':tap:');
-  if (i <= 0) return false;
-  return context === undefined || rest.slice(0, i) === context;
+  if (kind !== 'tun' || tunType !== 'tap' || !isTapAlias(alias)) return false;
+  return context === undefined || parseAlias(alias as string)?.context === context;
 }
 
-/** Does an alias mark a tap (any context)? Used to keep taps out of the owned-link reading. */
+/** Does an alias mark a tap (any context)? Its kind field says so (`lsdn:<context>:tap:...`). */
 export function isTapAlias(alias: string | undefined): boolean {
-  return alias?.startsWith(OWNED_ALIAS_PREFIX) === true && alias.slice(OWNED_ALIAS_PREFIX.length).includes(':tap:');
+  return alias !== undefined && parseAlias(alias)?.kind === 'tap';
 }
 
 /**

@@ -14,7 +14,8 @@ import { planChanges } from '../../src/plan/plan.js';
 import { formatPlan } from '../../src/cli/format.js';
 import { validate } from '../../src/validate/validate.js';
 import { findVirt, libvirtInterfaceXml, qemuNetArgs, shellWord } from '../../src/vm/generate.js';
-import { isOwnedTap, tapAlias } from '../../src/vm/tap.js';
+import { isOwnedTap, isTapAlias, tapAlias } from '../../src/vm/tap.js';
+import { netAlias } from '../../src/compile/names.js';
 import { scopeDesired, virtScope } from '../../src/apply/virt.js';
 import { libvirtHookMode, libvirtTargetDevs } from '../../src/cli/vm.js';
 import type { Netmodel } from '../../src/model/netmodel.js';
@@ -113,6 +114,10 @@ describe('the tap option', () => {
     assert.ok(!isOwnedTap('veth', undefined, 'lsdn:vms:tap:web/vm1', 'vms'));
     assert.ok(!isOwnedTap('tun', 'tun', 'lsdn:vms:tap:web/vm1', 'vms'));
     assert.ok(!isOwnedTap('tun', 'tap', 'my tap', 'vms'));
+    // A net named "tap": its links' aliases ("lsdn:vms:net:tap:vxlan") are a net's, not a tap's.
+    assert.ok(!isTapAlias(netAlias('vms', 'tap', 'vxlan')));
+    assert.ok(!isOwnedTap('tun', 'tap', netAlias('vms', 'tap', 'x')));
+    assert.ok(isTapAlias('lsdn:vms:tap:web/vm1'));
   });
 
   it('validation: located problems for a bad tap', () => {
