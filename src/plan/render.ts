@@ -24,6 +24,11 @@ function q(v: string): string {
   return /^[^\s"'\\]+$/.test(v) ? v : `"${v.replace(/(["\\])/g, '\\$1')}"`;
 }
 
+/** Mark an interface lsdn's: its ownership alias (the kernel ignores one given to `link add`). */
+export function setAlias(name: string, alias: string): Command {
+  return ip(`link set dev ${name} alias ${q(alias)}`);
+}
+
 function renderAttrs(attrs: LinkObject['attrs']): string {
   const parts: string[] = [];
   for (const [k, v] of Object.entries(attrs)) {
@@ -55,7 +60,7 @@ export function createLink(o: LinkObject): Command[] {
   const cmds = [
     ip(`link add ${lower}name ${o.name} type ${o.type}${attrs ? ` ${attrs}` : ''}`),
     // The kernel ignores an alias given to `link add`: mark ownership at once, next line.
-    ip(`link set dev ${o.name} alias ${q(o.alias)}`),
+    setAlias(o.name, o.alias),
   ];
   if (o.netfilter) cmds.push(...setBridgeNetfilter(o.name, true));
   const set = linkSetArgs({ mtu: o.mtu, master: o.master, up: o.up });
@@ -80,7 +85,7 @@ export function updateLinkOrPort(
   to: { mtu?: number; master?: string; up: boolean; alias?: string },
 ): Command[] {
   const cmds: Command[] = [];
-  if (to.alias !== undefined && to.alias !== from.alias) cmds.push(ip(`link set dev ${name} alias ${q(to.alias)}`));
+  if (to.alias !== undefined && to.alias !== from.alias) cmds.push(setAlias(name, to.alias));
   const set = linkSetArgs({
     mtu: to.mtu !== undefined && to.mtu !== from.mtu ? to.mtu : undefined,
     master: to.master !== undefined && to.master !== from.master ? to.master : undefined,

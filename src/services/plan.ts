@@ -13,16 +13,12 @@
  *   recreate the namespace, veth, bridge, MTU or addresses differ: delete, then create
  *   delete   stop dnsmasq, delete the veth (both ends), delete the namespace and runtime dir
  */
-import type { Command } from '../plan/render.js';
+import { setAlias, type Command } from '../plan/render.js';
 import type { DhcpObject, SysctlObject } from '../compile/state.js';
 import { SERVER_IF } from './dhcp.js';
 
 const ip = (line: string): Command => ({ tool: 'ip', line });
 const svc = (line: string, input?: string): Command => (input === undefined ? { tool: 'svc', line } : { tool: 'svc', line, input });
-
-function q(v: string): string {
-  return /^[^\s"'\\]+$/.test(v) ? v : `"${v.replace(/(["\\])/g, '\\$1')}"`;
-}
 
 export function createServer(o: DhcpObject): Command[] {
   return [
@@ -30,7 +26,7 @@ export function createServer(o: DhcpObject): Command[] {
     // that a crash right after leaves a namespace the reader knows as lsdn's (run.ts).
     svc(`netns add ${o.name}`, o.config),
     ip(`link add name ${o.port} mtu ${o.mtu} type veth peer name ${SERVER_IF} netns ${o.name} mtu ${o.mtu}`),
-    ip(`link set dev ${o.port} alias ${q(o.alias)}`),
+    setAlias(o.port, o.alias),
     ip(`link set dev ${o.port} master ${o.bridge} ${o.up ? 'up' : 'down'}`),
     // The host takes no address from the server's router advertisements (only its virts do).
     ...(o.addresses.some((a) => a.includes(':')) ? [svc(`sysctl net.ipv6.conf.${o.bridge}.accept_ra=0`)] : []),

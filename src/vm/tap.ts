@@ -7,7 +7,7 @@
 import type { Virt } from '../model/netmodel.js';
 import { OWNED_ALIAS_PREFIX, type TapObject } from '../compile/state.js';
 import { parseAlias } from '../compile/names.js';
-import type { Command } from '../plan/render.js';
+import { setAlias, type Command } from '../plan/render.js';
 import { numericTapOwners, type OwnerIds } from './owners.js';
 
 export function tapAlias(context: string, virt: Pick<Virt, 'id'>): string {
@@ -49,8 +49,6 @@ export function tapChanges(have: TapObject, want: TapObject): string[] {
   return out;
 }
 
-const q = (v: string) => (/^[^\s"'\\]+$/.test(v) ? v : `"${v.replace(/(["\\])/g, '\\$1')}"`);
-
 /** `ip tuntap add` (accepted in `ip -batch`) and the ownership alias at once, in the same batch. */
 export function createTap(o: TapObject): Command[] {
   const parts = [`tuntap add dev ${o.name} mode tap`];
@@ -58,7 +56,7 @@ export function createTap(o: TapObject): Command[] {
   if (o.group !== undefined) parts.push(`group ${o.group}`);
   if (o.multiQueue) parts.push('multi_queue');
   if (o.vnetHdr) parts.push('vnet_hdr');
-  return [{ tool: 'ip', line: parts.join(' ') }, { tool: 'ip', line: `link set dev ${o.name} alias ${q(o.alias)}` }];
+  return [{ tool: 'ip', line: parts.join(' ') }, setAlias(o.name, o.alias)];
 }
 
 export function deleteTap(o: TapObject): Command[] {
