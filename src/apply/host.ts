@@ -88,6 +88,15 @@ export function hostFacts(read: ReadResult): HostFacts & { mtu: Map<string, numb
   return { mtu, interfaces: new Set(read.links.keys()) };
 }
 
+/**
+ * The compiler's host facts that come from this host rather than from its kernel state: where
+ * the address servers' namespaces and files go (the netns worked in, LSDN_RUN_DIR), and the
+ * host's users and groups (tap owners as numeric ids).
+ */
+export function localFacts(kernel: Kernel, context: string): Required<Pick<HostFacts, 'hostTag' | 'runDir' | 'owners'>> {
+  return { hostTag: serverHostTag(kernel.netns, context), runDir: runDir(), owners: readOwnerIds() };
+}
+
 /** Read the host, validate the model for it and compute the plan. Changes nothing. */
 export async function planHost(model: Netmodel, opts: HostOptions = {}): Promise<HostPlan> {
   const kernel = opts.kernel ?? new Kernel({ netns: opts.netns });
@@ -97,10 +106,10 @@ export async function planHost(model: Netmodel, opts: HostOptions = {}): Promise
   // Validation assigns every virt's addresses: the compiler takes them as a host fact (computed once).
   const { problems, addressing } = validateWithAddressing(model, { physes: [phys.name], host: { interfaces: facts.interfaces, mtu: facts.mtu } });
   if (problems.some((p) => p.severity === 'error' && !NON_BLOCKING.has(p.code))) throw new ModelInvalidError(problems);
+  const local = localFacts(kernel, model.name);
+  const desired = compileHost(model, phys.name, { ...facts, ...local, addressing });
   // Tap owners compare as numeric ids on both sides (iproute2 prints a name when the id has one).
-  const owners = readOwnerIds();
-  const desired = compileHost(model, phys.name, { ...facts, hostTag: serverHostTag(kernel.netns, model.name), runDir: runDir(), addressing, owners });
-  const plan = planChanges(desired, normalizeTapOwners(read.state, owners), { links: facts.interfaces });
+  const plan = planChanges(desired, normalizeTapOwners(read.state, local.owners), { links: facts.interfaces });
   return { phys, kernel, read, desired, plan, problems, warnings: desired.warnings };
 }
 

@@ -22,19 +22,18 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { readFile } from 'node:fs/promises';
 import type { Netmodel, Phys, Virt } from '../model/netmodel.js';
 import { compileHost } from '../compile/compile.js';
-import { HostState, isOwnedLink, objectKey, type KernelObject, type LinkObject, type NftTableObject, type PortObject } from '../compile/state.js';
+import { HostState, isOwnedLink, objectKey, type KernelObject, type NftTableObject } from '../compile/state.js';
 import { ownedIfname } from '../compile/names.js';
 import { Kernel, KernelError } from '../kernel/exec.js';
-import { brportFlags, readTc, tapFromKernel, type FdbEntry, type IpLink, type TcQdisc } from '../kernel/read.js';
+import { ownedLinkFromKernel, portFromKernel, readTc, tapFromKernel, type FdbEntry, type IpLink, type TcQdisc } from '../kernel/read.js';
 import { acquireLock, LockBusyError } from '../kernel/lock.js';
 import { canonicalNftLine, nftTableName, virtChainName } from '../policy/nft.js';
 import { planChanges, planNftTable, type Plan, type Step } from '../plan/plan.js';
 import { validateWithAddressing } from '../validate/validate.js';
-import { normalizeTapOwners, readOwnerIds } from '../vm/owners.js';
+import { normalizeTapOwners } from '../vm/owners.js';
 import { hostsFilePath, serverOfBridge, servingGaps } from '../vm/serving.js';
-import { runDir, serverHostTag } from '../services/dhcp.js';
 import { executePlan, type ExecuteReport } from './execute.js';
-import { lockScope, ModelInvalidError, UsageError } from './host.js';
+import { localFacts, lockScope, ModelInvalidError, UsageError } from './host.js';
 import { isOwnedTap } from '../vm/tap.js';
 
 export interface VirtApplyOptions {
@@ -167,11 +166,7 @@ export async function readVirtScope(kernel: Kernel, context: string, scope: Retu
     if (isOwnedTap(port.linkinfo?.info_kind, port.linkinfo?.info_data?.type, port.ifalias, context)) objects.push(tapFromKernel(port));
     // A port as the full reader sees one: enslaved to the net's (owned) bridge.
     if (port.master === scope.bridge && bridgeOwned) {
-      const p: PortObject = { kind: 'port', name: port.ifname, master: port.master, up: (port.flags ?? []).includes('UP') };
-      if (port.mtu !== undefined) p.mtu = port.mtu;
-      const bp = brportFlags(port);
-      if (bp) p.brport = bp;
-      objects.push(p);
+      objects.push(portFromKernel(port, port.master));
       managed.add(port.ifname);
       for (const e of fdb) {
         if (e.master === scope.bridge && e.state === 'static' && !(e.flags ?? []).includes('self')) {
@@ -183,13 +178,7 @@ export async function readVirtScope(kernel: Kernel, context: string, scope: Retu
   if (ifb) {
     links.add(ifb.ifname);
     if (isOwnedLink(ifb.ifname, ifb.ifalias, context)) {
-      const l: LinkObject = {
-        kind: 'link', name: ifb.ifname, type: (ifb.linkinfo?.info_kind ?? 'unknown') as LinkObject['type'],
-        alias: ifb.ifalias as string, up: (ifb.flags ?? []).includes('UP'), attrs: {},
-      };
-      if (ifb.mtu !== undefined) l.mtu = ifb.mtu;
-      if (ifb.master) l.master = ifb.master;
-      objects.push(l);
+      objects.push(ownedLinkFromKernel(ifb, new Map([[ifb.ifname, ifb]]), new Map([[ifb.ifindex, ifb]])));
       managed.add(ifb.ifname);
     }
   }
@@ -227,11 +216,11 @@ export async function planVirt(model: Netmodel, virt: Virt, opts: VirtApplyOptio
   const scope = virtScope(model, virt);
   const underlay = phys.if ? await linkShow(kernel, phys.if) : undefined;
   const facts = { mtu: new Map(underlay && phys.if ? [[phys.if, underlay.mtu ?? 0]] : []) };
-  const owners = readOwnerIds();
-  const full = compileHost(model, phys.name, { ...facts, hostTag: serverHostTag(kernel.netns, model.name), runDir: runDir(), addressing, owners });
+  const local = localFacts(kernel, model.name);
+  const full = compileHost(model, phys.name, { ...facts, ...local, addressing });
   const desired = scopeDesired(full, scope, mode, virt.tap !== undefined);
   const read = await readVirtScope(kernel, model.name, scope);
-  read.state = normalizeTapOwners(read.state, owners);
+  read.state = normalizeTapOwners(read.state, local.owners);
   if (!read.bridge || !isOwnedLink(read.bridge.ifname, read.bridge.ifalias, model.name)) {
     throw new UsageError(`the bridge of net ${virt.net.name} (${scope.bridge}) is not on this host: run \`lsdn apply\` first`);
   }

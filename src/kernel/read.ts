@@ -422,6 +422,49 @@ export function tapFromKernel(l: IpLink): TapObject {
   return o;
 }
 
+/**
+ * An owned link as the kernel shows it (`ip -d -j link`). `byName`/`byIndex`: the links that
+ * attributes may refer to (a VXLAN's device, a VLAN's lower link).
+ */
+export function ownedLinkFromKernel(l: IpLink, byName: Map<string, IpLink>, byIndex: Map<number, IpLink>): LinkObject {
+  const kind = l.linkinfo?.info_kind;
+  const link: LinkObject = {
+    kind: 'link',
+    name: l.ifname,
+    // An owned link of a type lsdn does not create keeps its real kind, so the planner sees it differ.
+    type: (kind ?? 'unknown') as LinkObject['type'],
+    alias: l.ifalias as string,
+    up: (l.flags ?? []).includes('UP'),
+    attrs: linkAttrs(l, byName, byIndex),
+  };
+  if (l.mtu !== undefined) link.mtu = l.mtu;
+  if (kind === 'vlan' || kind === 'macvlan') {
+    const lower = lowerOf(l, byName, byIndex);
+    if (lower) link.lower = lower;
+  }
+  if (l.master) {
+    link.master = l.master;
+    const bp = brportFlags(l);
+    if (bp) link.brport = bp;
+  }
+  if (kind === 'bridge') {
+    const d = l.linkinfo?.info_data ?? {};
+    const v4 = d.nf_call_iptables === 1 || d.nf_call_iptables === true;
+    const v6 = d.nf_call_ip6tables === 1 || d.nf_call_ip6tables === true;
+    if (v4 || v6) link.netfilter = v4 && v6;
+  }
+  return link;
+}
+
+/** A foreign interface enslaved to an owned bridge (a VM's tap or veth), as a port. */
+export function portFromKernel(l: IpLink, master: string): PortObject {
+  const port: PortObject = { kind: 'port', name: l.ifname, master, up: (l.flags ?? []).includes('UP') };
+  if (l.mtu !== undefined) port.mtu = l.mtu;
+  const bp = brportFlags(l);
+  if (bp) port.brport = bp;
+  return port;
+}
+
 /** Read the host's links and its owned kernel state (optionally of one context only). */
 export async function readHostState(kernel: Kernel, opts: { context?: string } = {}): Promise<ReadResult> {
   const [ipOut, fdb, nft, qdiscs] = await Promise.all([
@@ -483,32 +526,7 @@ export async function readHostState(kernel: Kernel, opts: { context?: string } =
       serverPorts.set(l.ifname, { name: f.name, mtu: f.mtu, up: f.up, master: f.master, alias: f.alias });
       continue;
     }
-    const kind = l.linkinfo?.info_kind;
-    const link: LinkObject = {
-      kind: 'link',
-      name: l.ifname,
-      // An owned link of a type lsdn does not create keeps its real kind, so the planner sees it differ.
-      type: (kind ?? 'unknown') as LinkObject['type'],
-      alias: l.ifalias as string,
-      up: (l.flags ?? []).includes('UP'),
-      attrs: linkAttrs(l, byName, byIndex),
-    };
-    if (l.mtu !== undefined) link.mtu = l.mtu;
-    if (kind === 'vlan' || kind === 'macvlan') {
-      const lower = lowerOf(l, byName, byIndex);
-      if (lower) link.lower = lower;
-    }
-    if (l.master) {
-      link.master = l.master;
-      const bp = brportFlags(l);
-      if (bp) link.brport = bp;
-    }
-    if (kind === 'bridge') {
-      const d = l.linkinfo?.info_data ?? {};
-      const v4 = d.nf_call_iptables === 1 || d.nf_call_iptables === true;
-      const v6 = d.nf_call_ip6tables === 1 || d.nf_call_ip6tables === true;
-      if (v4 || v6) link.netfilter = v4 && v6;
-    }
+    const link = ownedLinkFromKernel(l, byName, byIndex);
     owned.set(link.name, link);
     objects.push(link);
   }
@@ -519,10 +537,7 @@ export async function readHostState(kernel: Kernel, opts: { context?: string } =
   for (const l of ipLinks) {
     if (owned.has(l.ifname) || !l.master || !ownedBridges.has(l.master)) continue;
     if (isOwnedLink(l.ifname, l.ifalias) && !isTapAlias(l.ifalias)) continue; // owned by another context
-    const port: PortObject = { kind: 'port', name: l.ifname, master: l.master, up: (l.flags ?? []).includes('UP') };
-    if (l.mtu !== undefined) port.mtu = l.mtu;
-    const bp = brportFlags(l);
-    if (bp) port.brport = bp;
+    const port = portFromKernel(l, l.master);
     objects.push(port);
     managed.add(port.name);
   }
