@@ -7,7 +7,7 @@ import { Kernel } from '../kernel/exec.js';
 import type { Netmodel, Virt } from '../model/netmodel.js';
 import { assignAddresses } from '../ipam/ipam.js';
 import { rmSync } from 'node:fs';
-import { served, serverDir } from '../services/dhcp.js';
+import { served, servesAddresses, serverDir } from '../services/dhcp.js';
 import { dhcpLease } from '../services/client.js';
 import { LabError, type LabLayout } from './lab.js';
 
@@ -29,7 +29,7 @@ export function labAddressing(model: Netmodel, virts: Virt[], prefix: string): L
   const out: LabAddressing = { planned: new Map(), dhcp: new Set(), slaac: new Set() };
   const hasPublic = [...model.nets.values()].some((n) => n.effectiveSettings()?.type === 'public');
   if (hasPublic) out.outsideNs = `${prefix}-outside`;
-  const asking = virts.filter((v) => v.ips.length === 0 && v.mac !== undefined && (served(v.net.ipv4) || served(v.net.ipv6)));
+  const asking = virts.filter((v) => v.ips.length === 0 && v.mac !== undefined && servesAddresses(v.net));
   if (!asking.length) return out;
   const assigned = assignAddresses(model);
   for (const v of asking) {

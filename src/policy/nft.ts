@@ -31,6 +31,7 @@ import { icmpTypeNumber, parseMacMatch, parsePortRange } from '../validate/valid
 import type { DhcpObject, NftTableObject } from '../compile/state.js';
 import type { VirtAddressing } from '../ipam/ipam.js';
 import { gatewayPrefix } from '../types/public.js';
+import { servesAddresses } from '../services/dhcp.js';
 
 /** The nftables table of a model context (the reader owns `lsdn` and `lsdn_*`). */
 export function nftTableName(context: string): string {
@@ -236,11 +237,6 @@ export function virtAddresses(v: Virt, assigned?: VirtAddressing): { v4: string[
   return { v4: [...new Set(v4)], v6: [...new Set(v6)] };
 }
 
-/** Does the virt's net serve addresses (DHCPv4 or router advertisements)? */
-function servedNet(v: Virt): boolean {
-  return [v.net.ipv4, v.net.ipv6].some((s) => s !== undefined && s.spec.serve !== false);
-}
-
 /**
  * Anti-spoofing of what a VM sends: its MAC as Ethernet source and ARP sender; its IPv4
  * addresses (when the model gives any) as IP source and ARP sender address, 0.0.0.0 only for
@@ -290,7 +286,7 @@ export function antiSpoofLines(v: Virt, assigned?: VirtAddressing): string[] {
  * first in the `out` chain of every virt of the net, whatever its anti-spoofing and rules.
  */
 export function rogueServerLines(v: Virt): string[] {
-  if (!servedNet(v)) return [];
+  if (!servesAddresses(v.net)) return [];
   return ['udp sport 67 drop', 'udp sport 547 drop', 'icmpv6 type nd-router-advert drop'].map(canonicalNftLine);
 }
 
@@ -317,7 +313,7 @@ export function inChainLines(v: Virt): string[] {
   }
   if (v.stateful || v.policy.in === 'drop') lines.push(...infrastructure());
   // The net's address server answers (DHCPv4 offers do not match a conntrack tuple either).
-  if (!v.stateful && v.policy.in === 'drop' && servedNet(v)) lines.push('udp sport 67 udp dport 68 accept');
+  if (!v.stateful && v.policy.in === 'drop' && servesAddresses(v.net)) lines.push('udp sport 67 udp dport 68 accept');
   if (v.stateful) {
     // DHCP answers do not match the request's conntrack tuple; anything else new is dropped.
     lines.push('udp sport 67 udp dport 68 accept', 'udp sport 547 udp dport 546 accept', 'meta protocol { ip, ip6 } drop');

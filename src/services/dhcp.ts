@@ -70,6 +70,11 @@ export function served(s: Subnet | undefined): s is Subnet {
   return s !== undefined && s.spec.serve !== false && parsePrefix(s.spec.prefix) !== undefined;
 }
 
+/** Does the net serve addresses at all (DHCPv4 or router advertisements)? */
+export function servesAddresses(net: Net): boolean {
+  return served(net.ipv4) || served(net.ipv6);
+}
+
 function subnetParts(s: Subnet): { net: string; len: number; mask: string } {
   const p = parsePrefix(s.spec.prefix)!;
   const cidr = `${p.ip}/${p.len}`;
@@ -194,7 +199,7 @@ export function dnsmasqHosts(i: ServerInputs): string {
 
 /** Does a net get a server on `local`: a served subnet and a local virt. */
 export function needsServer(net: Net, local: Phys): boolean {
-  if (!served(net.ipv4) && !served(net.ipv6)) return false;
+  if (!servesAddresses(net)) return false;
   return [...net.virts.values()].some((v) => v.phys === local && v.if);
 }
 

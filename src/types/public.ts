@@ -10,8 +10,9 @@
  *   table ip lsdn_<context>
  *     chain postrouting   nat: `ip saddr SUBNET oifname UPLINK masquerade` per nat-mode net
  *     chain forward       public bridge -> uplink accepted, replies (nat) or everything (routed)
- *                         back; any other routed traffic into or out of an lsdn bridge dropped,
- *                         so private nets stay isolated from the public one and the outside.
+ *                         back; any other routed traffic into or out of a public bridge dropped
+ *                         (that of private bridges: the host guard, src/policy/nft.ts), so
+ *                         private nets stay isolated from the public one and the outside.
  */
 import type { Net, Netmodel, Phys } from '../model/netmodel.js';
 import { parsePrefix } from '../model/addr.js';
@@ -57,7 +58,7 @@ function subnetText(net: Net): string | undefined {
 
 /**
  * The host-wide objects of the public nets on `local`: forwarding and the `ip` table. `nets`:
- * every local net with its bridge (public or not: the forward chain isolates all of them).
+ * every local net with its bridge and type (the public ones are taken).
  */
 export function publicHostObjects(model: Netmodel, local: Phys, nets: { net: Net; bridge: string; type: string }[]): KernelObject[] {
   const pub = nets.filter((n) => n.type === 'public' && gatewayPrefix(n.net) !== undefined);
@@ -79,7 +80,9 @@ export function publicHostObjects(model: Netmodel, local: Phys, nets: { net: Net
       forward.push(`iifname ${up} oifname ${br} accept`);
     }
   }
-  for (const { bridge } of [...nets].sort((a, b) => (a.bridge < b.bridge ? -1 : 1))) {
+  // Other routed traffic of the public bridges is dropped; that of private bridges by the host
+  // guard (src/policy/nft.ts hostGuardLines), on every host with a net.
+  for (const { bridge } of [...pub].sort((a, b) => (a.bridge < b.bridge ? -1 : 1))) {
     const br = JSON.stringify(bridge);
     forward.push(`iifname ${br} oifname != ${br} drop`, `oifname ${br} iifname != ${br} drop`);
   }
