@@ -14,17 +14,14 @@ import { findVirt, libvirtInterfaceXml, qemuNetArgs, shellWord, VmError } from '
 import { formatReport, reportJson } from './format.js';
 import { Exit, err, loadOrExit, out } from './util.js';
 
-export const DEFAULT_MODEL_PATH = '/etc/lsdn/netmodel.yaml';
-
+/** The virt a command names (NET/VIRT, or a name unique in the model). */
 function virtOrUsage(model: Netmodel, ref: string): Virt {
-  try {
-    return findVirt(model, ref);
-  } catch (e) {
-    if (e instanceof VmError) throw new UsageError(e.message);
-    throw e;
-  }
+  return generated(() => findVirt(model, ref));
 }
 
+export const DEFAULT_MODEL_PATH = '/etc/lsdn/netmodel.yaml';
+
+/** A VmError (no such virt, nothing to generate) is a usage error of the command. */
 function generated<T>(f: () => T): T {
   try {
     return f();

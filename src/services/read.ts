@@ -59,9 +59,9 @@ function inNamespace(pid: number, ns: string): boolean {
  * server veth host ends (isServerPort), by name.
  */
 export function readServers(kernel: Kernel, context: string | undefined, ports: Map<string, PortFact>): DhcpObject[] {
-  let entries: string[] = [];
+  let entries = new Set<string>();
   try {
-    entries = readdirSync('/run/netns');
+    entries = new Set(readdirSync('/run/netns'));
   } catch {
     // no namespace at all
   }
@@ -102,7 +102,9 @@ export function readServers(kernel: Kernel, context: string | undefined, ports: 
     // (X-d...) is not the root namespace's, even when X looks like lsdn-<context>.
     if (!byPort && header?.host !== serverHostTag(kernel.netns, owner.context)) continue;
     const port = byPort ?? (header ? ports.get(header.port) : undefined);
-    const pid = entries.includes(ns) ? serverPid(ns) : undefined;
+    // A server whose namespace is gone is read as an empty shell, to be deleted or recreated.
+    const present = entries.has(ns);
+    const pid = present ? serverPid(ns) : undefined;
     out.push({
       kind: 'dhcp',
       name: ns,
@@ -111,9 +113,9 @@ export function readServers(kernel: Kernel, context: string | undefined, ports: 
       alias: port?.alias ?? '',
       mtu: port?.mtu ?? 0,
       up: port?.up ?? false,
-      addresses: entries.includes(ns) ? (header?.addresses ?? []) : [],
-      config: entries.includes(ns) ? config : '',
-      hosts: entries.includes(ns) ? (readText(`${dir}/hosts`) ?? '') : '',
+      addresses: present ? (header?.addresses ?? []) : [],
+      config: present ? config : '',
+      hosts: present ? (readText(`${dir}/hosts`) ?? '') : '',
       running: pid !== undefined && inNamespace(pid, ns),
     });
   }
