@@ -14,7 +14,7 @@
 import { spawnSync } from 'node:child_process';
 import { validate, validateWithAddressing } from '../src/validate/validate.js';
 import { compileHost } from '../src/compile/compile.js';
-import { HostState } from '../src/compile/state.js';
+import { HostState } from '../src/core/objects.js';
 import { planChanges } from '../src/plan/plan.js';
 import { planHost } from '../src/apply/host.js';
 import { assignAddresses } from '../src/ipam/ipam.js';

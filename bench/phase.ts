@@ -7,7 +7,7 @@
  */
 import { validate } from '../src/validate/validate.js';
 import { compileHost } from '../src/compile/compile.js';
-import { HostState } from '../src/compile/state.js';
+import { HostState } from '../src/core/objects.js';
 import { planChanges, planOperations } from '../src/plan/plan.js';
 import { applyHost } from '../src/apply/host.js';
 import { Kernel } from '../src/kernel/exec.js';

@@ -3,8 +3,9 @@
  * commands of one tool form one `-batch`), and reports, step by step, what was done, what
  * failed (with the kernel's words) and what was blocked.
  */
-import type { Kernel, Tool } from '../kernel/exec.js';
-import { KernelError } from '../kernel/exec.js';
+import type { Kernel } from '../kernel/exec.js';
+import type { Tool } from '../core/command.js';
+import { KernelError } from '../core/errors.js';
 import type { Plan, Step } from '../plan/plan.js';
 import { runServiceLines } from '../services/run.js';
 

@@ -6,9 +6,9 @@
 import { hostname } from 'node:os';
 import { statSync } from 'node:fs';
 import type { Netmodel, Phys } from '../model/netmodel.js';
-import { normalizeIp } from '../model/addr.js';
+import { normalizeIp } from '../core/addr.js';
 import { compileHost, type HostFacts } from '../compile/compile.js';
-import { HostState, type KernelObject } from '../compile/state.js';
+import { HostState, type KernelObject } from '../core/objects.js';
 import { Kernel } from '../kernel/exec.js';
 import { readHostState, type ReadResult } from '../kernel/read.js';
 import { acquireLock } from '../kernel/lock.js';
@@ -16,10 +16,12 @@ import { probeFeatures, type KernelFeatures } from '../kernel/probe.js';
 import { planChanges, type Plan } from '../plan/plan.js';
 import { validateWithAddressing } from '../validate/validate.js';
 import { normalizeTapOwners, readOwnerIds } from '../vm/owners.js';
-import type { Problem } from '../validate/problem.js';
+import type { Problem } from '../core/problem.js';
 import { executePlan, type ExecuteReport } from './execute.js';
-import { runDir, serverHostTag } from '../services/dhcp.js';
+import { runDir } from '../services/dhcp.js';
+import { serverHostTag } from '../core/names.js';
 import { missingServiceTools } from '../services/tools.js';
+import { UsageError, ModelInvalidError } from '../core/errors.js';
 
 export interface HostOptions {
   /** The local phys: by name, by this host's hostname, or by one of its IPs. Default: the model's claimed-local phys, else this host's hostname, else a phys whose IP is on this host. */
@@ -29,14 +31,6 @@ export interface HostOptions {
   /** Use this kernel handle (counts operations; tests pass their own). */
   kernel?: Kernel;
 }
-
-export class ModelInvalidError extends Error {
-  constructor(readonly problems: Problem[]) {
-    super(`the model is invalid (${problems.filter((p) => p.severity === 'error').length} problem(s)); nothing was applied`);
-  }
-}
-
-export class UsageError extends Error {}
 
 export interface HostPlan {
   phys: Phys;

@@ -22,19 +22,24 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { readFile } from 'node:fs/promises';
 import type { Netmodel, Phys, Virt } from '../model/netmodel.js';
 import { compileHost } from '../compile/compile.js';
-import { HostState, isOwnedLink, objectKey, type KernelObject, type NftTableObject } from '../compile/state.js';
-import { ownedIfname } from '../compile/names.js';
-import { Kernel, KernelError } from '../kernel/exec.js';
+import { HostState, objectKey, type KernelObject, type NftTableObject } from '../core/objects.js';
+import { isOwnedLink } from '../core/names.js';
+import { ownedIfname } from '../core/names.js';
+import { Kernel } from '../kernel/exec.js';
+import { KernelError } from '../core/errors.js';
 import { ownedLinkFromKernel, portFromKernel, readTc, tapFromKernel, type FdbEntry, type IpLink, type TcQdisc } from '../kernel/read.js';
-import { acquireLock, LockBusyError } from '../kernel/lock.js';
-import { canonicalNftLine, nftTableName, virtChainName } from '../policy/nft.js';
+import { acquireLock } from '../kernel/lock.js';
+import { LockBusyError } from '../core/errors.js';
+import { canonicalNftLine } from '../policy/nft.js';
+import { nftTableName, virtChainName } from '../core/names.js';
 import { planChanges, planNftTable, type Plan, type Step } from '../plan/plan.js';
 import { validateWithAddressing } from '../validate/validate.js';
 import { normalizeTapOwners } from '../vm/owners.js';
 import { hostsFilePath, serverOfBridge, servingGaps } from '../vm/serving.js';
 import { executePlan, type ExecuteReport } from './execute.js';
-import { localFacts, lockScope, ModelInvalidError, UsageError } from './host.js';
-import { isOwnedTap } from '../vm/tap.js';
+import { localFacts, lockScope } from './host.js';
+import { ModelInvalidError, UsageError } from '../core/errors.js';
+import { isOwnedTap } from '../core/names.js';
 
 export interface VirtApplyOptions {
   /** Work inside this network namespace. */

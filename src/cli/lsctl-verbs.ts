@@ -6,8 +6,9 @@ import type { Command } from 'commander';
 import { writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { dumpJson, dumpYaml } from '../file/dump.js';
-import { importLsctl, TclshMissingError } from '../lsctl/run.js';
-import { UsageError } from '../apply/host.js';
+import { importLsctl } from '../lsctl/run.js';
+import { TclshMissingError } from '../core/errors.js';
+import { UsageError } from '../core/errors.js';
 import { Exit, err, out } from './util.js';
 
 export { dumpLsctl } from '../lsctl/dump.js';

@@ -1,9 +1,9 @@
 /** Shared helpers of the CLI verbs: exit codes, output, loading a model file. */
 import { loadModelFile } from '../file/load.js';
 import { hasErrors } from '../validate/validate.js';
-import type { Problem } from '../validate/problem.js';
+import type { Problem } from '../core/problem.js';
 import type { Netmodel } from '../model/netmodel.js';
-import { formatProblems } from './format.js';
+import { formatProblems } from '../core/problem.js';
 
 /** Exit with a code from inside an action. */
 export class Exit extends Error {

@@ -8,10 +8,12 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import type { Netmodel, Virt } from '../model/netmodel.js';
-import { UsageError, requireRoot } from '../apply/host.js';
+import { UsageError } from '../core/errors.js';
+import { requireRoot } from '../apply/host.js';
 import { applyVirt, virtByInterface, type VirtApplyResult } from '../apply/virt.js';
-import { findVirt, libvirtInterfaceXml, qemuNetArgs, shellWord, VmError } from '../vm/generate.js';
-import { formatReport, reportJson } from './format.js';
+import { findVirt, libvirtInterfaceXml, qemuNetArgs, shellWord } from '../vm/generate.js';
+import { VmError } from '../core/errors.js';
+import { formatReport, reportJson } from '../apply/format.js';
 import { Exit, err, loadOrExit, out } from './util.js';
 
 /** The virt a command names (NET/VIRT, or a name unique in the model). */

@@ -5,14 +5,16 @@
  */
 import type { Net, Netmodel, Phys, Virt } from '../model/netmodel.js';
 import { networkType, settingsPort } from '../types/registry.js';
-import { STATIC_PORT, familyOf } from '../types/common.js';
+import { STATIC_PORT } from '../types/common.js';
+import { familyOf } from '../core/addr.js';
 import type { NetCompileContext } from '../types/plugin.js';
-import { HostState, type KernelObject, type LinkObject, type PortObject } from './state.js';
-import { netAlias, ownedIfname } from './names.js';
+import { HostState, type KernelObject, type LinkObject, type PortObject } from '../core/objects.js';
+import { netAlias, ownedIfname } from '../core/names.js';
 import { shapingObjects } from '../policy/shaping.js';
 import { firewallTables, type LocalVirt } from '../policy/nft.js';
 import { tapObject } from '../vm/tap.js';
-import { compileServers, serverHostTag, type LocalNet } from '../services/dhcp.js';
+import { compileServers, type LocalNet } from '../services/dhcp.js';
+import { serverHostTag } from '../core/names.js';
 import { publicHostObjects } from '../types/public.js';
 import { assignAddresses, type VirtAddressing } from '../ipam/ipam.js';
 import type { OwnerIds } from '../vm/owners.js';

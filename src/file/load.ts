@@ -8,9 +8,9 @@ import { readFile } from 'node:fs/promises';
 import { LineCounter, parseDocument, isMap, isPair, isScalar, type Document, type Node } from 'yaml';
 import type { ZodError, ZodType } from 'zod';
 import { Netmodel, type Direction, type RuleSpec, type TapSpec, isNetworkType } from '../model/netmodel.js';
-import type { SourceLoc } from '../model/location.js';
+import type { SourceLoc } from '../core/location.js';
 import { parseRate, parseSize } from '../model/units.js';
-import type { Problem } from '../validate/problem.js';
+import type { Problem } from '../core/problem.js';
 import { allocationField } from '../ipam/ipam.js';
 import {
   fileSchema, netSchema, physSchema, rateSchema, settingsSchema, virtSchema,

@@ -20,8 +20,8 @@
  */
 import ipaddr from 'ipaddr.js';
 import type { Net, Netmodel, Subnet, Virt } from '../model/netmodel.js';
-import type { Located } from '../model/location.js';
-import type { Severity } from '../validate/problem.js';
+import type { Located } from '../core/location.js';
+import type { Severity } from '../core/problem.js';
 
 export interface AssignedAddress {
   ip: string;

@@ -4,25 +4,8 @@
  * every failure is a `KernelError` carrying the command, the failed batch line and stderr.
  */
 import { spawn } from 'node:child_process';
-
-export type Tool = 'ip' | 'bridge' | 'tc' | 'nft';
-
-export class KernelError extends Error {
-  constructor(
-    message: string,
-    /** argv of the process that failed. */
-    readonly command: string[],
-    readonly stderr: string,
-    readonly exitCode: number | null,
-    /** 1-based line of the batch that failed, when the tool said. */
-    readonly line?: number,
-    /** Text of that line. */
-    readonly batchLine?: string,
-  ) {
-    super(message);
-    this.name = 'KernelError';
-  }
-}
+import type { Tool } from '../core/command.js';
+import { KernelError } from '../core/errors.js';
 
 export interface BatchFailure {
   /** 1-based line of the batch. */

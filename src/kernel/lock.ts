@@ -4,6 +4,7 @@
  */
 import { mkdirSync, writeFileSync, linkSync, readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { LockBusyError } from '../core/errors.js';
 
 export const LOCK_DIR = process.env.LSDN_LOCK_DIR ?? '/run/lsdn';
 
@@ -13,12 +14,6 @@ function alive(pid: number): boolean {
     return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-export class LockBusyError extends Error {
-  constructor(readonly path: string, readonly pid: number) {
-    super(`another lsdn (pid ${pid}) is changing this host (lock ${path}); try again when it has finished`);
   }
 }
 

@@ -7,7 +7,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { Kernel, KernelError } from './exec.js';
+import { Kernel } from './exec.js';
+import { KernelError } from '../core/errors.js';
 import type { NetworkTypeName } from '../model/netmodel.js';
 import { NETWORK_TYPE_PLUGINS } from '../types/registry.js';
 import { onPath } from '../services/tools.js';

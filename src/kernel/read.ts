@@ -13,25 +13,18 @@
  * a tbf's peak rate) when one of lsdn's tbf has a peak rate. Besides the owned state it
  * returns facts about every link of the host (does the VM's interface exist, the underlay's MTU...).
  */
-import { Kernel, KernelError } from './exec.js';
-import {
-  HostState,
-  isOwnedLink,
-  objectKey,
-  type BridgePortFlags,
-  type FdbObject,
-  type KernelObject,
-  type LinkObject,
-  type NftTableObject,
-  type PortObject,
-  type QdiscObject,
-  type TapObject,
-} from '../compile/state.js';
-import { isOwnedTap, isTapAlias } from '../vm/tap.js';
+import { Kernel } from './exec.js';
+import { KernelError } from '../core/errors.js';
+import { HostState, objectKey, type BridgePortFlags, type FdbObject, type KernelObject, type LinkObject, type NftTableObject, type PortObject, type QdiscObject, type TapObject } from '../core/objects.js';
+import { isOwnedLink } from '../core/names.js';
+import { isOwnedTap, isTapAlias } from '../core/names.js';
 import { FILTER_PREF, QDISC_HANDLE, tbfLimitFromLatency } from '../policy/shaping.js';
-import { canonicalNftLine, nftTableName } from '../policy/nft.js';
-import { isServerPort, readServers, readSysctls, type PortFact } from '../services/read.js';
+import { canonicalNftLine } from '../policy/nft.js';
+import { nftTableName } from '../core/names.js';
+import { isServerPort } from '../core/names.js';
+import { readServers, readSysctls, type PortFact } from '../services/read.js';
 import { FORWARDING_SYSCTLS } from '../types/public.js';
+import { isOwnedNftTable } from '../core/names.js';
 
 export interface LinkFact {
   name: string;
@@ -63,11 +56,6 @@ export const BRPORT_FLAGS = ['learning', 'flood', 'mcast_flood', 'bcast_flood', 
  * A device whose range differs gets an explicit `srcport` attribute.
  */
 export const VXLAN_DEFAULT_SRCPORT = { low: 0, high: 0 } as const;
-
-/** Names of the nftables tables lsdn owns: `lsdn` and `lsdn_*`, in any family. */
-export function isOwnedNftTable(name: string): boolean {
-  return name === 'lsdn' || name.startsWith('lsdn_');
-}
 
 const NFT_FAMILIES: ReadonlySet<string> = new Set(['bridge', 'inet', 'netdev', 'ip', 'ip6']);
 

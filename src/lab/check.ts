@@ -4,7 +4,7 @@
  */
 import ipaddr from 'ipaddr.js';
 import { Kernel } from '../kernel/exec.js';
-import { parsePrefix, type Prefix } from '../model/addr.js';
+import { parsePrefix, type Prefix } from '../core/addr.js';
 import type { Netmodel } from '../model/netmodel.js';
 import { labVirts, type LabLayout } from './lab.js';
 

@@ -17,10 +17,12 @@ import { overlayMtu } from '../compile/compile.js';
 import { createHash } from 'node:crypto';
 import { readdir, stat } from 'node:fs/promises';
 import ipaddr from 'ipaddr.js';
-import { Kernel, KernelError } from '../kernel/exec.js';
-import { interfaceNameProblem, normalizeMac, parsePrefix, type Prefix } from '../model/addr.js';
+import { Kernel } from '../kernel/exec.js';
+import { KernelError } from '../core/errors.js';
+import { familyOf, interfaceNameProblem, normalizeMac, parsePrefix, type Prefix } from '../core/addr.js';
 import type { Netmodel, Phys, Virt } from '../model/netmodel.js';
 import { labAddressing, labDhcpClients, OUTSIDE_ADDR, outsideLinks, removeServerDirs, type LabAddressing } from './serving.js';
+import { LabError } from '../core/errors.js';
 
 export interface LabOptions {
   /** Namespace name prefix; default derived from the model's name ("lsl-<name>"). */
@@ -40,13 +42,6 @@ export interface LabLayout {
   physAddrs: Map<string, string>;
   /** Virts that get their addresses from the net's server (DHCPv4, SLAAC), and the outside namespace (src/lab/serving.ts). */
   serving?: LabAddressing;
-}
-
-export class LabError extends Error {
-  constructor(message: string, readonly problems: string[] = []) {
-    super(problems.length ? `${message}:\n  ${problems.join('\n  ')}` : message);
-    this.name = 'LabError';
-  }
 }
 
 /** Name of the underlay bridge inside `${prefix}-underlay`. */
@@ -298,12 +293,8 @@ export async function labDown(prefix: string, opts: { killProcesses?: boolean } 
   return removed;
 }
 
-function famOf(addr: string): 4 | 6 {
-  return addr.includes(':') ? 6 : 4;
-}
-
 function addrLine(addr: string, dev: string): string {
-  return `address add ${addr} dev ${dev}${famOf(addr) === 6 ? ' nodad' : ''}`;
+  return `address add ${addr} dev ${dev}${familyOf(addr) === 6 ? ' nodad' : ''}`;
 }
 
 /** The underlay address of each phys covers the others (same subnet), else on-link host routes. */

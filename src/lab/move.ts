@@ -8,7 +8,8 @@
  */
 import { Kernel } from '../kernel/exec.js';
 import type { Virt } from '../model/netmodel.js';
-import { LabError, type LabLayout } from './lab.js';
+import { LabError } from '../core/errors.js';
+import type { LabLayout } from './lab.js';
 
 export interface LabVirtPlace {
   /** Phys the virt's host-side interface is in now. */

@@ -9,7 +9,8 @@ import { assignAddresses } from '../ipam/ipam.js';
 import { rmSync } from 'node:fs';
 import { served, servesAddresses, serverDir } from '../services/dhcp.js';
 import { dhcpLease } from '../services/client.js';
-import { LabError, type LabLayout } from './lab.js';
+import { LabError } from '../core/errors.js';
+import type { LabLayout } from './lab.js';
 
 /** The outside world of a lab (documentation range, RFC 5737). */
 export const OUTSIDE_ADDR = { addr: '203.0.113.1/24', ip: '203.0.113.1', net: '203.0.113.0/24' } as const;

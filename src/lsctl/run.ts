@@ -16,21 +16,15 @@ import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Netmodel } from '../model/netmodel.js';
 import { loadModelText } from '../file/load.js';
-import { applyHost, destroyHost, ModelInvalidError, UsageError } from '../apply/host.js';
-import { KernelError } from '../kernel/exec.js';
-import { LockBusyError } from '../kernel/lock.js';
-import { formatReport } from '../cli/format.js';
-import { formatProblem } from '../validate/problem.js';
-import { LsctlError, LsctlSession, type LsctlAnswer, type LsctlHost, type LsctlRequest } from './session.js';
-
-export class TclshMissingError extends Error {
-  constructor(detail = '') {
-    super(
-      `lsctl scripts run in Tcl, but no tclsh was found${detail}: install the "tcl" package ` +
-        '(apt-get install tcl, dnf install tcl; scripts/setup.sh installs it), or name the interpreter in LSDN_TCLSH',
-    );
-  }
-}
+import { applyHost, destroyHost } from '../apply/host.js';
+import { ModelInvalidError, UsageError } from '../core/errors.js';
+import { KernelError } from '../core/errors.js';
+import { LockBusyError } from '../core/errors.js';
+import { formatReport } from '../apply/format.js';
+import { formatProblem } from '../core/problem.js';
+import { LsctlError } from '../core/errors.js';
+import { LsctlSession, type LsctlAnswer, type LsctlHost, type LsctlRequest } from './session.js';
+import { TclshMissingError } from '../core/errors.js';
 
 /** The prelude: next to this module when run from the sources, under src/lsctl/ of the package when run from dist/. */
 export function preludePath(): string {

@@ -6,12 +6,13 @@
  * the script's own).
  */
 import { Netmodel, type Direction, type IpProto, type Net, type Phys, type RuleSpec, type Virt, isNetworkType } from '../model/netmodel.js';
-import type { SourceLoc } from '../model/location.js';
+import type { SourceLoc } from '../core/location.js';
 import { parseRate, parseSize } from '../model/units.js';
 import { validate, hasErrors } from '../validate/validate.js';
-import { formatProblem, type Problem } from '../validate/problem.js';
+import { formatProblem, type Problem } from '../core/problem.js';
 import { dumpLsdnJson, dumpYaml } from '../file/dump.js';
 import { dumpLsctl, tclList } from './dump.js';
+import { LsctlError } from '../core/errors.js';
 
 /** One request of the prelude. Option values are strings ("1" for flags), lists for -ip. */
 export interface LsctlRequest {
@@ -37,8 +38,6 @@ export interface LsctlHost {
   /** Remove what the model's context owns on this host. */
   cleanup(model: Netmodel, print: (s: string) => void): Promise<void>;
 }
-
-export class LsctlError extends Error {}
 
 const fail = (msg: string): never => {
   throw new LsctlError(msg);

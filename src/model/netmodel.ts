@@ -5,7 +5,7 @@
  * and lsctl are thin clients of it. The builder records what was said and where; it does not
  * judge it: `validate()` (src/validate) reports every problem at once.
  */
-import { Located } from './location.js';
+import { Located } from '../core/location.js';
 
 export const NETWORK_TYPES = [
   'direct', 'vlan', 'vxlan/mcast', 'vxlan/e2e', 'vxlan/static', 'geneve', 'geneve/e2e', 'vxvde', 'public',

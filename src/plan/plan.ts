@@ -5,14 +5,10 @@
  * before their ports, ports before their FDB entries).
  */
 import { isDeepStrictEqual } from 'node:util';
-import {
-  HostState, objectKey,
-  type BridgePortFlags, type FdbObject, type KernelObject, type LinkObject, type NeighObject, type AddrObject, type PortObject,
-  type NftTableObject, type QdiscObject, type FilterObject, type TapObject,
-} from '../compile/state.js';
+import { HostState, objectKey, type BridgePortFlags, type FdbObject, type KernelObject, type LinkObject, type NeighObject, type AddrObject, type PortObject, type NftTableObject, type QdiscObject, type FilterObject, type TapObject } from '../core/objects.js';
 import { qdiscChanges, sameQdisc } from '../policy/shaping.js';
 import * as r from './render.js';
-import type { Command } from './render.js';
+import type { Command } from '../core/command.js';
 import { deleteServer, planServer, planSysctl } from '../services/plan.js';
 import { createTap, deleteTap, tapChanges } from '../vm/tap.js';
 

@@ -1,18 +1,7 @@
 /** Kernel objects -> the exact iproute2 batch lines that create, change or delete them. */
-import type {
-  BridgePortFlags, FdbObject, FilterObject, LinkObject, NeighObject, NftTableObject, AddrObject, PortObject, QdiscObject,
-} from '../compile/state.js';
-import type { Tool } from '../kernel/exec.js';
+import type { BridgePortFlags, FdbObject, FilterObject, LinkObject, NeighObject, NftTableObject, AddrObject, PortObject, QdiscObject } from '../core/objects.js';
 import { FILTER_HANDLE, QDISC_HANDLE } from '../policy/shaping.js';
-
-export interface Command {
-  /** `svc`: a service step (namespaces, files, processes, sysctls) run by src/services/run.ts. */
-  tool: Tool | 'svc';
-  /** One batch line (without the tool name), e.g. "link add name lsb-1 type bridge". */
-  line: string;
-  /** svc `write` lines: the file's content. */
-  input?: string;
-}
+import type { Command } from '../core/command.js';
 
 const ip = (line: string): Command => ({ tool: 'ip', line });
 const bridge = (line: string): Command => ({ tool: 'bridge', line });

@@ -23,20 +23,15 @@
  * Every line is written exactly as `nft -s list` prints it back (set elements in a canonical
  * order, see canonicalNftLine), so that an unchanged firewall reads back equal and plans nothing.
  */
-import { createHash } from 'node:crypto';
 import ipaddr from 'ipaddr.js';
 import type { Net, Netmodel, RuleSpec, Virt } from '../model/netmodel.js';
-import { normalizeMac, parsePrefix } from '../model/addr.js';
-import { icmpTypeNumber, parseMacMatch, parsePortRange } from '../validate/validate.js';
-import type { DhcpObject, NftTableObject } from '../compile/state.js';
+import { normalizeMac, parsePrefix } from '../core/addr.js';
+import { icmpTypeName, icmpTypeNumber, parseMacMatch, parsePortRange } from '../core/rules.js';
+import type { DhcpObject, NftTableObject } from '../core/objects.js';
 import type { VirtAddressing } from '../ipam/ipam.js';
 import { gatewayPrefix } from '../types/public.js';
 import { servesAddresses } from '../services/dhcp.js';
-
-/** The nftables table of a model context (the reader owns `lsdn` and `lsdn_*`). */
-export function nftTableName(context: string): string {
-  return `lsdn_${context}`;
-}
+import { nftTableName, virtChainName } from '../core/names.js';
 
 /** The packet-mark bit that carries "reply to the VM's own connection" from the inet table to the bridge table. */
 export const STATEFUL_MARK = 0x00800000;
@@ -48,12 +43,6 @@ export const BRIDGE_HOOKS = {
   postrouting: 'type filter hook postrouting priority 0; policy accept;',
 } as const;
 export const INET_FORWARD_HOOK = 'type filter hook forward priority filter; policy accept;';
-
-/** Chain of one virt and direction: `vin-<8 hex>` / `vout-<8 hex>` of sha1(context, net, virt). */
-export function virtChainName(context: string, net: string, virt: string, dir: 'in' | 'out'): string {
-  const h = createHash('sha1').update(`${context}\0${net}\0${virt}`).digest('hex').slice(0, 8);
-  return `v${dir}-${h}`;
-}
 
 // ---- canonical text ---------------------------------------------------------------------------
 
@@ -116,23 +105,6 @@ function set(values: string[]): string {
 
 // ---- rules ------------------------------------------------------------------------------------
 
-/** nft's names of ICMP types (what `nft list` prints for these numbers). */
-const NFT_ICMP_NAMES: Record<'icmp' | 'icmpv6', Record<number, string>> = {
-  icmp: {
-    0: 'echo-reply', 3: 'destination-unreachable', 4: 'source-quench', 5: 'redirect', 8: 'echo-request',
-    9: 'router-advertisement', 10: 'router-solicitation', 11: 'time-exceeded', 12: 'parameter-problem',
-    13: 'timestamp-request', 14: 'timestamp-reply', 15: 'info-request', 16: 'info-reply',
-    17: 'address-mask-request', 18: 'address-mask-reply',
-  },
-  icmpv6: {
-    1: 'destination-unreachable', 2: 'packet-too-big', 3: 'time-exceeded', 4: 'parameter-problem',
-    128: 'echo-request', 129: 'echo-reply', 130: 'mld-listener-query', 131: 'mld-listener-report',
-    132: 'mld-listener-done', 133: 'nd-router-solicit', 134: 'nd-router-advert', 135: 'nd-neighbor-solicit',
-    136: 'nd-neighbor-advert', 137: 'nd-redirect', 138: 'router-renumbering', 141: 'ind-neighbor-solicit',
-    142: 'ind-neighbor-advert', 143: 'mld2-listener-report',
-  },
-};
-
 function prefixText(text: string): { family: 4 | 6; text: string } | undefined {
   const p = parsePrefix(text);
   if (!p) return undefined;
@@ -182,7 +154,7 @@ export function ruleLine(s: RuleSpec): string | undefined {
     } else if (s.icmpType !== undefined && (s.proto === 'icmp' || s.proto === 'icmpv6')) {
       const n = icmpTypeNumber(s.proto, s.icmpType);
       if (n === undefined) return undefined;
-      parts.push(`${s.proto} type ${NFT_ICMP_NAMES[s.proto][n] ?? String(n)}`);
+      parts.push(`${s.proto} type ${icmpTypeName(s.proto, n) ?? String(n)}`);
     } else {
       parts.push(`meta l4proto ${s.proto === 'icmpv6' ? 'ipv6-icmp' : s.proto}`);
     }

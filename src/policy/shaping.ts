@@ -21,7 +21,7 @@
  * the tolerance those conversions need, so an unchanged rate plans nothing.
  */
 import type { Virt } from '../model/netmodel.js';
-import type { FilterObject, KernelObject, LinkObject, QdiscObject } from '../compile/state.js';
+import type { FilterObject, KernelObject, LinkObject, QdiscObject } from '../core/objects.js';
 
 /** Handle of lsdn's root qdiscs (hex: 0x15d). */
 export const QDISC_HANDLE = '15d:';

@@ -14,20 +14,16 @@
  * which dnsmasq rereads on SIGHUP, so that adding or removing a virt needs no restart),
  * dnsmasq.pid, leases and log.
  */
-import { createHash } from 'node:crypto';
 import ipaddr from 'ipaddr.js';
 import type { Net, Netmodel, Phys, Subnet, Virt } from '../model/netmodel.js';
-import { normalizeMac, parsePrefix } from '../model/addr.js';
-import type { DhcpObject } from '../compile/state.js';
-import { netAlias, ownedIfname } from '../compile/names.js';
+import { normalizeMac, parsePrefix } from '../core/addr.js';
+import type { DhcpObject } from '../core/objects.js';
+import { netAlias, ownedIfname } from '../core/names.js';
 import { assignAddresses, serverAddress, type VirtAddressing } from '../ipam/ipam.js';
+import { serverNsName, SERVER_PORT_KIND, SERVER_ALIAS_PART } from '../core/names.js';
 
 /** The server's interface inside its namespace. */
 export const SERVER_IF = 'lsdn0';
-/** Kind letter of the host end of the server's veth: `lsd-<hash>`. */
-export const SERVER_PORT_KIND = 'd';
-/** Alias part that marks the host end of a server veth. */
-export const SERVER_ALIAS_PART = 'dhcp';
 /** DHCPv4 lease time. */
 export const LEASE_TIME = '1h';
 /** Router advertisement interval in seconds. */
@@ -45,25 +41,6 @@ export function serverDir(ns: string, root: string = runDir()): string {
 
 /** The run dir the compiler writes into configs when the host facts name none. */
 export const DEFAULT_RUN_DIR = '/run/lsdn';
-
-/**
- * What names this host's server namespaces: the netns apply targets (`--netns`; a lab's phys
- * namespace, so the lab's prefix covers its servers), or `lsdn-<context>` in the root namespace.
- */
-export function serverHostTag(netns: string | undefined, context: string): string {
-  return netns ?? `lsdn-${context}`;
-}
-
-/** The namespace of a net's server on a host: `<hostTag>-d<8 hex of sha1(context, net)>`. */
-export function serverNsName(hostTag: string, context: string, net: string): string {
-  const h = createHash('sha1').update(`${context}\0${net}`).digest('hex').slice(0, 8);
-  return `${hostTag}-d${h}`;
-}
-
-/** Does a namespace name look like a server of this host tag? */
-export function isServerNsName(name: string, hostTag: string): boolean {
-  return name.startsWith(`${hostTag}-d`) && /^[0-9a-f]{8}$/.test(name.slice(hostTag.length + 2));
-}
 
 /** Is the subnet served (DHCPv4 / router advertisements)? */
 export function served(s: Subnet | undefined): s is Subnet {

@@ -13,8 +13,9 @@
  *   recreate the namespace, veth, bridge, MTU or addresses differ: delete, then create
  *   delete   stop dnsmasq, delete the veth (both ends), delete the namespace and runtime dir
  */
-import { setAlias, type Command } from '../plan/render.js';
-import type { DhcpObject, SysctlObject } from '../compile/state.js';
+import { setAlias } from '../plan/render.js';
+import type { Command } from '../core/command.js';
+import type { DhcpObject, SysctlObject } from '../core/objects.js';
 import { SERVER_IF } from './dhcp.js';
 
 const ip = (line: string): Command => ({ tool: 'ip', line });

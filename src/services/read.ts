@@ -8,9 +8,10 @@
  */
 import { readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import type { Kernel } from '../kernel/exec.js';
-import type { DhcpObject, SysctlObject } from '../compile/state.js';
-import { parseAlias } from '../compile/names.js';
-import { isServerNsName, parseHeader, runDir, serverDir, serverHostTag, serverNsName, SERVER_ALIAS_PART } from './dhcp.js';
+import type { DhcpObject, SysctlObject } from '../core/objects.js';
+import { parseAlias } from '../core/names.js';
+import { isServerNsName, serverHostTag, serverNsName } from '../core/names.js';
+import { parseHeader, runDir, serverDir } from './dhcp.js';
 import { serverPid } from './run.js';
 
 /** What the reader knows of a link (subset of read.ts' LinkFact). */
@@ -20,11 +21,6 @@ export interface PortFact {
   up: boolean;
   master?: string;
   alias?: string;
-}
-
-/** Is this owned link the host end of an address server's veth? */
-export function isServerPort(alias: string | undefined): boolean {
-  return alias !== undefined && parseAlias(alias)?.part === SERVER_ALIAS_PART;
 }
 
 function readText(path: string): string | undefined {

@@ -15,8 +15,9 @@
  *   sysctl KEY=VALUE        sysctl -w in the host's namespace
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync, chmodSync, existsSync } from 'node:fs';
-import { Kernel, KernelError } from '../kernel/exec.js';
-import type { Command } from '../plan/render.js';
+import { Kernel } from '../kernel/exec.js';
+import { KernelError } from '../core/errors.js';
+import type { Command } from '../core/command.js';
 import { serverDir } from './dhcp.js';
 
 export interface ServiceFailure {

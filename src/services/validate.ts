@@ -10,9 +10,9 @@
  *   public-ipv6-local       warning  a public net's IPv6 subnet is local to each host (only IPv4 is routed; RAs carry no default route)
  */
 import type { Netmodel, Settings } from '../model/netmodel.js';
-import type { Located } from '../model/location.js';
-import type { Severity } from '../validate/problem.js';
-import { interfaceNameProblem, parsePrefix } from '../model/addr.js';
+import type { Located } from '../core/location.js';
+import type { Severity } from '../core/problem.js';
+import { interfaceNameProblem, parsePrefix } from '../core/addr.js';
 import { served } from './dhcp.js';
 
 export type AddProblem = (severity: Severity, code: string, object: string, message: string, at?: Located, field?: string) => void;

@@ -1,16 +1,11 @@
 /** Building blocks shared by several network types. */
-import type { FdbObject, KernelObject, LinkObject, PortObject } from '../compile/state.js';
+import type { FdbObject, KernelObject, LinkObject, PortObject } from '../core/objects.js';
 import type { NetCompileContext } from './plugin.js';
 
 export const ZERO_MAC = '00:00:00:00:00:00';
 
 /** Bridge-port flags of a port that must neither learn nor receive unknown unicast (static types). */
 export const STATIC_PORT = { learning: false, flood: false } as const;
-
-/** The underlay IP family of a phys (4 when unknown). */
-export function familyOf(ip: string | undefined): 4 | 6 {
-  return ip?.includes(':') ? 6 : 4;
-}
 
 /** An owned tunnel link enslaved to the net's bridge. */
 export function tunnelLink(

@@ -6,7 +6,7 @@
  * are `isolated`: a frame from one remote host is never sent on to another, which would loop
  * broadcasts around the full mesh of three or more hosts.
  */
-import type { LinkObject } from '../compile/state.js';
+import type { LinkObject } from '../core/objects.js';
 import type { NetCompileContext, NetworkType } from './plugin.js';
 import { STATIC_PORT, staticBridgeEntries, tunnelLink } from './common.js';
 

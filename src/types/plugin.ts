@@ -4,8 +4,8 @@
  * type's facts; the compiler asks it for the kernel objects of one net on one host.
  */
 import type { NetworkTypeName, Net, Phys, Settings, Virt } from '../model/netmodel.js';
-import type { KernelObject } from '../compile/state.js';
-import type { IpFamily } from '../model/addr.js';
+import type { KernelObject } from '../core/objects.js';
+import type { IpFamily } from '../core/addr.js';
 
 /** Kernel features a type needs; names as the feature probe reports them. */
 export interface FeatureNeeds {

@@ -15,9 +15,10 @@
  *                         private nets stay isolated from the public one and the outside.
  */
 import type { Net, Netmodel, Phys } from '../model/netmodel.js';
-import { parsePrefix } from '../model/addr.js';
-import type { AddrObject, KernelObject, NftTableObject, SysctlObject } from '../compile/state.js';
-import { canonicalNftLine, nftTableName } from '../policy/nft.js';
+import { parsePrefix } from '../core/addr.js';
+import type { AddrObject, KernelObject, NftTableObject, SysctlObject } from '../core/objects.js';
+import { canonicalNftLine } from '../policy/nft.js';
+import { nftTableName } from '../core/names.js';
 import ipaddr from 'ipaddr.js';
 import type { NetworkType } from './plugin.js';
 

@@ -7,7 +7,7 @@
  * Works without tc flower (bridge + VXLAN FDB only) and with any number of hosts: replication
  * is done by the VXLAN driver, not by chained tc actions (LSDN's 32-action limit).
  */
-import type { FdbObject } from '../compile/state.js';
+import type { FdbObject } from '../core/objects.js';
 import type { NetworkType } from './plugin.js';
 import { STATIC_PORT, floodEntries, staticBridgeEntries } from './common.js';
 import { VXLAN_PORT, vxlanLink, vxlanOverhead } from './vxlan.js';

@@ -1,5 +1,5 @@
 /** Helpers for the VXLAN family (vxlan/mcast, vxlan/e2e, vxlan/static, vxvde). */
-import type { LinkObject } from '../compile/state.js';
+import type { LinkObject } from '../core/objects.js';
 import type { NetCompileContext } from './plugin.js';
 import { tunnelLink } from './common.js';
 

@@ -12,14 +12,14 @@ import {
   DIRECTIONS, NETWORK_TYPES, isNetworkType,
   type Net, type Netmodel, type Phys, type Rule, type RuleSpec, type Settings, type Virt,
 } from '../model/netmodel.js';
-import { formatLoc, type Located, type SourceLoc } from '../model/location.js';
-import {
-  interfaceNameProblem, ipFamily, isMulticastIp, macIsMulticast, macIsZero, normalizeIp, normalizeMac, parsePrefix,
-  type IpFamily,
-} from '../model/addr.js';
+import { formatLoc, type Located, type SourceLoc } from '../core/location.js';
+import { interfaceNameProblem, ipFamily, isMulticastIp, macIsMulticast, macIsZero, normalizeIp, normalizeMac, parsePrefix, type IpFamily } from '../core/addr.js';
 import { networkType, settingsPort } from '../types/registry.js';
+import { icmpTypeNumber, parseMacMatch, parsePortRange } from '../core/rules.js';
 import type { NetworkType } from '../types/plugin.js';
-import type { Problem, Severity } from './problem.js';
+import { hasErrors, type Problem, type Severity } from '../core/problem.js';
+
+export { hasErrors };
 import { analyzeAddresses, assignAddresses, type VirtAddressing } from '../ipam/ipam.js';
 import { checkServing } from '../services/validate.js';
 
@@ -53,55 +53,6 @@ const IP_PROTOS = ['tcp', 'udp', 'icmp', 'icmpv6', 'sctp'];
 const PORT_PROTOS = ['tcp', 'udp', 'sctp'];
 const ADDR_MATCHES = ['srcIp', 'dstIp', 'srcMac', 'dstMac'] as const;
 
-/** ICMP type names (nft's) and their numbers. */
-const ICMP_TYPES: Record<'icmp' | 'icmpv6', Record<string, number>> = {
-  icmp: {
-    'echo-reply': 0, 'destination-unreachable': 3, 'source-quench': 4, redirect: 5, 'echo-request': 8,
-    'router-advertisement': 9, 'router-solicitation': 10, 'time-exceeded': 11, 'parameter-problem': 12,
-    'timestamp-request': 13, 'timestamp-reply': 14,
-  },
-  icmpv6: {
-    'destination-unreachable': 1, 'packet-too-big': 2, 'time-exceeded': 3, 'parameter-problem': 4,
-    'echo-request': 128, 'echo-reply': 129, 'mld-listener-query': 130, 'mld-listener-report': 131,
-    'mld-listener-done': 132, 'nd-router-solicit': 133, 'nd-router-advert': 134, 'nd-neighbor-solicit': 135,
-    'nd-neighbor-advert': 136, 'nd-redirect': 137,
-  },
-};
-
-/** The number of an ICMP type given as a number (0..255), a decimal string, or a name; undefined when invalid. */
-export function icmpTypeNumber(proto: 'icmp' | 'icmpv6', t: string | number): number | undefined {
-  if (typeof t === 'number') return Number.isInteger(t) && t >= 0 && t <= 255 ? t : undefined;
-  if (/^\d{1,3}$/.test(t.trim())) return icmpTypeNumber(proto, Number(t.trim()));
-  return ICMP_TYPES[proto][t.trim().toLowerCase()];
-}
-
-/** A port or "lo-hi" range of a rule as [lo, hi]; undefined when malformed or outside 0..65535. */
-export function parsePortRange(p: number | string): [number, number] | undefined {
-  let lo: number;
-  let hi: number;
-  if (typeof p === 'number') {
-    lo = hi = p;
-  } else {
-    const m = /^\s*(\d{1,5})\s*(?:-\s*(\d{1,5})\s*)?$/.exec(p);
-    if (!m) return undefined;
-    lo = Number(m[1]);
-    hi = m[2] !== undefined ? Number(m[2]) : lo;
-  }
-  if (!Number.isInteger(lo) || !Number.isInteger(hi) || lo < 0 || hi > 65535 || lo > hi) return undefined;
-  return [lo, hi];
-}
-
-/** A MAC match "MAC" or "MAC/MASK": the masked MAC and the mask (normalized); undefined when malformed. */
-export function parseMacMatch(s: string): { mac: string; mask: string } | undefined {
-  const parts = s.split('/');
-  if (parts.length > 2) return undefined;
-  const mac = normalizeMac(parts[0] ?? '');
-  const mask = parts[1] !== undefined ? normalizeMac(parts[1]) : 'ff:ff:ff:ff:ff:ff';
-  if (!mac || !mask) return undefined;
-  const bytes = mac.split(':').map((b, i) => (parseInt(b, 16) & parseInt(mask.split(':')[i] ?? '0', 16)).toString(16).padStart(2, '0'));
-  return { mac: bytes.join(':'), mask };
-}
-
 /** Validate a model; every problem at once, in declaration order. */
 export function validate(model: Netmodel, opts: ValidateOptions = {}): Problem[] {
   return new Validator(model, opts).run();
@@ -116,10 +67,6 @@ export function validateWithAddressing(model: Netmodel, opts: ValidateOptions = 
   const v = new Validator(model, opts);
   const problems = v.run();
   return { problems, addressing: v.addressing ?? assignAddresses(model) };
-}
-
-export function hasErrors(problems: Problem[]): boolean {
-  return problems.some((p) => p.severity === 'error');
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,8 +7,7 @@
  */
 import type { Netmodel, Virt } from '../model/netmodel.js';
 import { overlayMtu, DEFAULT_UNDERLAY_MTU, type HostFacts } from '../compile/compile.js';
-
-export class VmError extends Error {}
+import { VmError } from '../core/errors.js';
 
 export interface VmNicOptions {
   /** qemu's id of the netdev (default: "net-" + the virt's name, made safe). */

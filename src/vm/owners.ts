@@ -8,7 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { HostState, type KernelObject, type TapObject } from '../compile/state.js';
+import { HostState, type KernelObject, type TapObject } from '../core/objects.js';
 
 export interface OwnerIds {
   /** User name -> uid (/etc/passwd). */

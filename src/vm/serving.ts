@@ -9,9 +9,9 @@
  *
  * A gap means the model changed since the last apply: the hook refuses and says so.
  */
-import { normalizeMac } from '../model/addr.js';
+import { normalizeMac } from '../core/addr.js';
 import type { Virt } from '../model/netmodel.js';
-import type { DhcpObject, HostState, NftTableObject } from '../compile/state.js';
+import type { DhcpObject, HostState, NftTableObject } from '../core/objects.js';
 
 /** The address server of the net whose bridge is `bridge`, in a host's desired state (undefined: none here). */
 export function serverOfBridge(full: HostState, bridge: string): DhcpObject | undefined {

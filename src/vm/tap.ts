@@ -5,25 +5,11 @@
  * `tun` in tap mode: `lsdn:<context>:tap:<net>/<virt>`.
  */
 import type { Virt } from '../model/netmodel.js';
-import { OWNED_ALIAS_PREFIX, type TapObject } from '../compile/state.js';
-import { parseAlias } from '../compile/names.js';
-import { setAlias, type Command } from '../plan/render.js';
+import type { TapObject } from '../core/objects.js';
+import { setAlias } from '../plan/render.js';
+import type { Command } from '../core/command.js';
 import { numericTapOwners, type OwnerIds } from './owners.js';
-
-export function tapAlias(context: string, virt: Pick<Virt, 'id'>): string {
-  return `${OWNED_ALIAS_PREFIX}${context}:tap:${virt.id}`;
-}
-
-/** Is this link an lsdn tap (of `context`, when given)? Both the kind and the alias must say so. */
-export function isOwnedTap(kind: string | undefined, tunType: unknown, alias: string | undefined, context?: string): boolean {
-  if (kind !== 'tun' || tunType !== 'tap' || !isTapAlias(alias)) return false;
-  return context === undefined || parseAlias(alias as string)?.context === context;
-}
-
-/** Does an alias mark a tap (any context)? Its kind field says so (`lsdn:<context>:tap:...`). */
-export function isTapAlias(alias: string | undefined): boolean {
-  return alias !== undefined && parseAlias(alias)?.kind === 'tap';
-}
+import { tapAlias } from '../core/names.js';
 
 /**
  * The tap a virt wants on its phys, or undefined when its interface is adopted. With the

@@ -6,9 +6,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compileHost } from '../../src/compile/compile.js';
-import { HostState } from '../../src/compile/state.js';
+import { HostState } from '../../src/core/objects.js';
 import { planChanges } from '../../src/plan/plan.js';
-import { formatPlan } from '../../src/cli/format.js';
+import { formatPlan } from '../../src/apply/format.js';
 import { assertGolden } from './golden.js';
 import { loadValid } from '../helpers/model.js';
 import { render } from './compile.test.js';

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { loadModelText } from '../../src/file/load.js';
 import { applyHost, destroyHost, planHost } from '../../src/apply/host.js';
 import { hostsFilePath, serverOfBridge } from '../../src/vm/serving.js';
-import { ownedIfname } from '../../src/compile/names.js';
+import { ownedIfname } from '../../src/core/names.js';
 import { applyVirt, virtByInterface } from '../../src/apply/virt.js';
 import { Kernel } from '../../src/kernel/exec.js';
 import type { Netmodel } from '../../src/model/netmodel.js';

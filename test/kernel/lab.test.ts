@@ -11,7 +11,8 @@ import { describe, test } from 'node:test';
 import { Kernel } from '../../src/kernel/exec.js';
 import { Netmodel, type Phys } from '../../src/model/netmodel.js';
 import { expectedReachability, formatMatrix, labCheck, type CheckReport, type PairResult } from '../../src/lab/check.js';
-import { LabError, labDown, labLayout, labNamespaces, labPrefix, labProblems, labUp } from '../../src/lab/lab.js';
+import { LabError } from '../../src/core/errors.js';
+import { labDown, labLayout, labNamespaces, labPrefix, labProblems, labUp } from '../../src/lab/lab.js';
 import { deleteNamespacesWithPrefix, isRoot } from '../helpers/netns.js';
 import { labPrefixFor } from '../helpers/typelab.js';
 
@@ -70,7 +71,6 @@ function vxlanApply(model: Netmodel, v6: boolean) {
     await new Kernel({ netns }).batch('ip', lines);
   };
 }
-
 
 function lastLine(s: string): string {
   return s.split('\n').at(-1) ?? '';

@@ -12,7 +12,7 @@ import { existsSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { Kernel } from '../../src/kernel/exec.js';
 import { OUTSIDE_ADDR } from '../../src/lab/serving.js';
-import { nftTableName } from '../../src/policy/nft.js';
+import { nftTableName } from '../../src/core/names.js';
 import { isRoot } from '../helpers/netns.js';
 import { servingLab } from '../helpers/serving.js';
 import { pingMany } from '../helpers/typelab.js';

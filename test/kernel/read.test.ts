@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { Kernel } from '../../src/kernel/exec.js';
 import { parseNftTables, readHostState } from '../../src/kernel/read.js';
-import type { KernelObject } from '../../src/compile/state.js';
-import { HostState } from '../../src/compile/state.js';
+import type { KernelObject } from '../../src/core/objects.js';
+import { HostState } from '../../src/core/objects.js';
 import { isRoot, testNamespaces } from '../helpers/netns.js';
 
 const nftInstalled = spawnSync('nft', ['--version']).status === 0;

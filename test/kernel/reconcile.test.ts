@@ -19,12 +19,13 @@ import { parse as parseYaml } from 'yaml';
 import { loadModelText } from '../../src/file/load.js';
 import { applyHost, destroyHost, planHost } from '../../src/apply/host.js';
 import { compileHost, compileNet } from '../../src/compile/compile.js';
-import { HostState, objectKey, type KernelObject } from '../../src/compile/state.js';
-import { ownedIfname } from '../../src/compile/names.js';
+import { HostState, objectKey, type KernelObject } from '../../src/core/objects.js';
+import { ownedIfname } from '../../src/core/names.js';
 import { Kernel } from '../../src/kernel/exec.js';
 import { readHostState } from '../../src/kernel/read.js';
-import { formatReport } from '../../src/cli/format.js';
-import { LOCK_DIR, LockBusyError, acquireLock } from '../../src/kernel/lock.js';
+import { formatReport } from '../../src/apply/format.js';
+import { LOCK_DIR, acquireLock } from '../../src/kernel/lock.js';
+import { LockBusyError } from '../../src/core/errors.js';
 import type { Netmodel } from '../../src/model/netmodel.js';
 import { isRoot, testNamespaces, type TestNamespaces } from '../helpers/netns.js';
 

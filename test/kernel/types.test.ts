@@ -14,7 +14,7 @@ import { before, describe, test, type TestContext } from 'node:test';
 import { Kernel } from '../../src/kernel/exec.js';
 import { NETWORK_TYPES, type Netmodel, type NetworkTypeName } from '../../src/model/netmodel.js';
 import { NETWORK_TYPE_PLUGINS } from '../../src/types/registry.js';
-import { ownedIfname } from '../../src/compile/names.js';
+import { ownedIfname } from '../../src/core/names.js';
 import { planHost } from '../../src/apply/host.js';
 import { labMoveVirt } from '../../src/lab/move.js';
 import type { LabLayout } from '../../src/lab/lab.js';

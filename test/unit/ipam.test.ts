@@ -16,7 +16,7 @@ import { dumpJson, dumpYaml } from '../../src/file/dump.js';
 import { fileSchema, netSchema } from '../../src/file/schema.js';
 import { Netmodel, type SubnetSpec } from '../../src/model/netmodel.js';
 import { validate } from '../../src/validate/validate.js';
-import type { Problem } from '../../src/validate/problem.js';
+import type { Problem } from '../../src/core/problem.js';
 import {
   allocate, assignAddresses, linkLocalAddress, numToV4, parseRange4, serverAddress, slaacAddress, v4ToNum,
   type VirtAddressing,

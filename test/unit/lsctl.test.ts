@@ -10,7 +10,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { importLsctl, runLsctl, TclshMissingError, findTclsh, type RunLsctlOptions } from '../../src/lsctl/run.js';
+import { importLsctl, runLsctl, findTclsh, type RunLsctlOptions } from '../../src/lsctl/run.js';
+import { TclshMissingError } from '../../src/core/errors.js';
 import { parseLsctlRate, type LsctlHost } from '../../src/lsctl/session.js';
 import { dumpLsctl, tclList, tclWord } from '../../src/lsctl/dump.js';
 import { dumpLsdnJson, dumpYaml } from '../../src/file/dump.js';

@@ -9,13 +9,13 @@ import assert from 'node:assert/strict';
 import { loadModelText } from '../../src/file/load.js';
 import { validate } from '../../src/validate/validate.js';
 import { compileHost } from '../../src/compile/compile.js';
-import { HostState, type DhcpObject, type NftTableObject } from '../../src/compile/state.js';
+import { HostState, type DhcpObject, type NftTableObject } from '../../src/core/objects.js';
 import { parseHeader } from '../../src/services/dhcp.js';
 import { createServer } from '../../src/services/plan.js';
 import { planChanges } from '../../src/plan/plan.js';
 import { formatDoctor, typeSupport, type KernelFeatures } from '../../src/kernel/probe.js';
-import { ownedIfname } from '../../src/compile/names.js';
-import { virtChainName } from '../../src/policy/nft.js';
+import { ownedIfname } from '../../src/core/names.js';
+import { virtChainName } from '../../src/core/names.js';
 
 const MODEL = `
 name: v

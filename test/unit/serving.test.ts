@@ -5,9 +5,10 @@ import { loadModelText } from '../../src/file/load.js';
 import { Netmodel } from '../../src/model/netmodel.js';
 import { validate } from '../../src/validate/validate.js';
 import { compileHost } from '../../src/compile/compile.js';
-import { isServerNsName, parseHeader, serverHostTag, serverNsName } from '../../src/services/dhcp.js';
+import { isServerNsName, serverHostTag, serverNsName } from '../../src/core/names.js';
+import { parseHeader } from '../../src/services/dhcp.js';
 import { planServer } from '../../src/services/plan.js';
-import type { DhcpObject } from '../../src/compile/state.js';
+import type { DhcpObject } from '../../src/core/objects.js';
 
 function problems(text: string, opts: Parameters<typeof validate>[1] = {}) {
   const { model, problems: p } = loadModelText(text, 'serving.yaml');

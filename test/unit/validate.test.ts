@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Netmodel, type RuleSpec } from '../../src/model/netmodel.js';
-import type { SourceLoc } from '../../src/model/location.js';
+import type { SourceLoc } from '../../src/core/location.js';
 import { validate, hasErrors, type ValidateOptions } from '../../src/validate/validate.js';
-import { formatProblem, type Problem } from '../../src/validate/problem.js';
+import { formatProblem, type Problem } from '../../src/core/problem.js';
 
 const L = (line: number, col = 1): SourceLoc => ({ file: 'm.yaml', line, col });
 

@@ -12,14 +12,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadModelText } from '../../src/file/load.js';
 import { compileHost } from '../../src/compile/compile.js';
-import { HostState, type DhcpObject, type NftTableObject, type TapObject } from '../../src/compile/state.js';
+import { HostState, type DhcpObject, type NftTableObject, type TapObject } from '../../src/core/objects.js';
 import { planChanges } from '../../src/plan/plan.js';
 import { validate, validateWithAddressing } from '../../src/validate/validate.js';
 import { assignAddresses } from '../../src/ipam/ipam.js';
 import { tapFromKernel, type IpLink } from '../../src/kernel/read.js';
 import { normalizeTapOwners, ownerId, parseIdFile, readOwnerIds, type OwnerIds } from '../../src/vm/owners.js';
 import { hostsFilePath, serverOfBridge, servingGaps } from '../../src/vm/serving.js';
-import { ownedIfname } from '../../src/compile/names.js';
+import { ownedIfname } from '../../src/core/names.js';
 import type { Netmodel } from '../../src/model/netmodel.js';
 import { assertGolden } from '../golden/golden.js';
 

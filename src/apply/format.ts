@@ -1,7 +1,6 @@
-/** Human output of plans, apply reports and problems. */
+/** Human output of plans and apply reports (the CLI, lsctl and the lab print them). */
 import type { Plan, Step } from '../plan/plan.js';
-import type { ExecuteReport } from '../apply/execute.js';
-import { formatProblem, type Problem } from '../validate/problem.js';
+import type { ExecuteReport } from './execute.js';
 
 const SYMBOL: Record<Step['action'], string> = { create: '+', delete: '-', update: '~', recreate: '±' };
 
@@ -42,8 +41,4 @@ export function reportJson(report: ExecuteReport): unknown {
     processes: report.processes,
     steps: report.results.map((r) => ({ status: r.status, action: r.step.action, key: r.step.key, error: r.error ?? null, failedLine: r.failedLine ?? null })),
   };
-}
-
-export function formatProblems(problems: Problem[]): string {
-  return problems.map(formatProblem).join('\n');
 }

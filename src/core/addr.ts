@@ -23,6 +23,15 @@ export function macIsZero(mac: string): boolean {
 
 export type IpFamily = 4 | 6;
 
+/**
+ * The family of an address or prefix ("ADDR" or "ADDR/LEN") already known to be one (validated,
+ * or lsdn's own): 6 when it has a ':', else 4 (also when there is none). `ipFamily` validates.
+ */
+export function familyOf(addr: string | undefined): IpFamily {
+  return addr?.includes(':') ? 6 : 4;
+}
+
+/** The family of an IP address; undefined when it is not one (the validating form of familyOf). */
 export function ipFamily(ip: string): IpFamily | undefined {
   if (!ipaddr.isValid(ip)) return undefined;
   // ipaddr.js accepts shorthand IPv4 ("10.1") in isValid; require four parts for v4.

@@ -1,5 +1,5 @@
 /** A problem found by validation: what, where, and how bad. */
-import { formatLoc, type SourceLoc } from '../model/location.js';
+import { formatLoc, type SourceLoc } from './location.js';
 
 export type Severity = 'error' | 'warning';
 
@@ -19,4 +19,13 @@ export interface Problem {
 export function formatProblem(p: Problem): string {
   const text = `${p.severity}: ${p.object}: ${p.message}`;
   return p.loc ? `${formatLoc(p.loc)}: ${text}` : text;
+}
+
+/** Problems one per line, as formatProblem writes them. */
+export function formatProblems(problems: Problem[]): string {
+  return problems.map(formatProblem).join('\n');
+}
+
+export function hasErrors(problems: Problem[]): boolean {
+  return problems.some((p) => p.severity === 'error');
 }

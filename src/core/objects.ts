@@ -236,13 +236,3 @@ export class HostState {
     return this.objects.size;
   }
 }
-
-/** Prefix every interface lsdn creates starts with, and the alias prefix that marks ownership. */
-export const OWNED_NAME_PREFIX = 'ls';
-export const OWNED_ALIAS_PREFIX = 'lsdn:';
-
-/** Is this link (by name and alias) owned by lsdn (optionally: by one context)? */
-export function isOwnedLink(name: string, alias: string | undefined, context?: string): boolean {
-  if (!name.startsWith(OWNED_NAME_PREFIX) || !alias?.startsWith(OWNED_ALIAS_PREFIX)) return false;
-  return context === undefined || alias.startsWith(`${OWNED_ALIAS_PREFIX}${context}:`);
-}
