@@ -20,8 +20,8 @@ export { planHost, applyHost, destroyHost, selectLocalPhys, type HostOptions, ty
 export { Kernel } from './kernel/exec.js';
 export { readHostState, type ReadResult } from './kernel/read.js';
 export { probeFeatures, typeSupport, type KernelFeatures } from './kernel/probe.js';
-export { NETWORK_TYPE_PLUGINS, networkType } from './types/registry.js';
-export type { NetworkType, NetCompileContext } from './types/plugin.js';
+export { NETWORK_TYPE_PLUGINS, NETWORK_TYPES, isNetworkType, networkType } from './types/registry.js';
+export type { NetworkType, NetCompileContext, LocalNet, SettingsFileFields, SettingsShorthand, TypeChecks, TypeCheckContext } from './types/plugin.js';
 export { labUp, labDown, labLayout, labPrefix, type LabLayout } from './lab/lab.js';
 export { labCheck, expectedReachability, formatMatrix, type CheckReport } from './lab/check.js';
 export { applyInLab } from './lab/apply.js';

@@ -4,18 +4,16 @@
  * local virts' interfaces as its ports; the net's type plug-in adds its uplinks and entries.
  */
 import type { Net, Netmodel, Phys, Virt } from '../model/netmodel.js';
-import { networkType, settingsPort } from '../types/registry.js';
+import { networkType, networkTypes, settingsPort } from '../types/registry.js';
 import { STATIC_PORT } from '../types/common.js';
 import { familyOf } from '../core/addr.js';
-import type { NetCompileContext } from '../types/plugin.js';
+import type { LocalNet, NetCompileContext } from '../types/plugin.js';
 import { HostState, type KernelObject, type LinkObject, type PortObject } from '../core/objects.js';
-import { netAlias, ownedIfname } from '../core/names.js';
+import { netAlias, ownedIfname, serverHostTag } from '../core/names.js';
 import { shapingObjects } from '../policy/shaping.js';
 import { firewallTables, type LocalVirt } from '../policy/nft.js';
 import { tapObject } from '../vm/tap.js';
-import { compileServers, type LocalNet } from '../services/dhcp.js';
-import { serverHostTag } from '../core/names.js';
-import { publicHostObjects } from '../types/public.js';
+import { compileServers } from '../services/dhcp.js';
 import { assignAddresses, type VirtAddressing } from '../ipam/ipam.js';
 import type { OwnerIds } from '../vm/owners.js';
 
@@ -76,6 +74,7 @@ export function compileNet(model: Netmodel, net: Net, local: Phys, facts: HostFa
   const ctx: NetCompileContext = {
     net,
     settings,
+    options: settings.options,
     local,
     remotes: [...net.physes].filter((p) => p !== local).sort(byName),
     bridge,
@@ -113,13 +112,14 @@ export function compileHost(model: Netmodel, physName: string, facts: HostFacts 
   if (!local) throw new Error(`unknown phys "${physName}"`);
   const state = new HostState();
   const filtered: LocalVirt[] = [];
-  const served: LocalNet[] = [];
+  /** Every local net with settings (whether it serves addresses or not). */
+  const nets: LocalNet[] = [];
   for (const net of localNets(model, local)) {
     for (const o of compileNet(model, net, local, facts)) state.add(o);
     const settings = net.effectiveSettings();
     if (settings) {
       const bridge = ownedIfname(model.name, 'b', net.name);
-      served.push({ net, bridge, type: settings.type, mtu: overlayMtu(net, local, facts) ?? DEFAULT_UNDERLAY_MTU });
+      nets.push({ net, bridge, type: networkType(settings.type), mtu: overlayMtu(net, local, facts) ?? DEFAULT_UNDERLAY_MTU });
       for (const virt of [...net.virts.values()].filter((v) => v.phys === local && v.if).sort(byId)) filtered.push({ virt, net, bridge });
     }
     const mtu = overlayMtu(net, local, facts);
@@ -129,10 +129,13 @@ export function compileHost(model: Netmodel, physName: string, facts: HostFacts 
       );
     }
   }
-  // Address servers, the public nets' routing (src/services, src/types/public.ts).
+  // Address servers (src/services), the types' host-wide objects (public: routing and NAT).
   const addressing = facts.addressing ?? assignAddresses(model);
-  const servers = compileServers(model, local, facts.hostTag ?? serverHostTag(undefined, model.name), served, addressing, facts.runDir);
-  for (const o of [...servers, ...publicHostObjects(model, local, served)]) state.add(o);
-  for (const t of firewallTables(model, filtered, { addressing, servers, nets: served })) state.add(t);
+  const servers = compileServers(model, local, facts.hostTag ?? serverHostTag(undefined, model.name), nets, addressing, facts.runDir);
+  for (const o of servers) state.add(o);
+  for (const t of networkTypes()) {
+    for (const o of t.hostObjects?.(model, local, nets.filter((n) => n.type === t)) ?? []) state.add(o);
+  }
+  for (const t of firewallTables(model, filtered, { addressing, servers, nets })) state.add(t);
   return state;
 }

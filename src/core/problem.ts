@@ -29,3 +29,14 @@ export function formatProblems(problems: Problem[]): string {
 export function hasErrors(problems: Problem[]): boolean {
   return problems.some((p) => p.severity === 'error');
 }
+
+/** A value as problem messages quote it: strings in double quotes, anything else as it prints. */
+export function quote(v: unknown): string {
+  return typeof v === 'string' ? JSON.stringify(v) : String(v);
+}
+
+/** Names quoted and comma-separated, or "none". */
+export function quoteList(names: Iterable<string>): string {
+  const a = [...names];
+  return a.length ? a.map(quote).join(', ') : 'none';
+}

@@ -6,7 +6,7 @@ import { stringify } from 'yaml';
 import ipaddr from 'ipaddr.js';
 import type { Netmodel, Rate, Rule, Virt } from '../model/netmodel.js';
 import type { Subnet } from '../model/netmodel.js';
-import { settingsPort } from '../types/registry.js';
+import { networkTypes, settingsPort } from '../types/registry.js';
 
 const K = 1024;
 
@@ -92,16 +92,8 @@ function subnetToFile(sub: Subnet | undefined) {
 export function modelToFile(model: Netmodel): Record<string, unknown> {
   const settings: Record<string, unknown> = {};
   for (const s of model.settings.values()) {
-    settings[s.name] = compact({
-      type: s.type,
-      port: s.options.port,
-      mcastIp: s.options.mcastIp,
-      ttl: s.options.ttl,
-      vni: s.options.vni,
-      if: s.options.iface,
-      mode: s.options.mode,
-      uplink: s.options.uplink,
-    });
+    // Every type's fields (in the file schema's order): options the type ignores are kept.
+    settings[s.name] = compact({ type: s.type, ...Object.assign({}, ...networkTypes().map((t) => t.file?.toFile(s.options) ?? {})) });
   }
   const nets: Record<string, unknown> = {};
   for (const n of model.nets.values()) {

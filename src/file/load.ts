@@ -7,7 +7,8 @@
 import { readFile } from 'node:fs/promises';
 import { LineCounter, parseDocument, isMap, isPair, isScalar, type Document, type Node } from 'yaml';
 import type { ZodError, ZodType } from 'zod';
-import { Netmodel, type Direction, type RuleSpec, type TapSpec, isNetworkType } from '../model/netmodel.js';
+import { Netmodel, type Direction, type RuleSpec, type SettingsOptions, type TapSpec } from '../model/netmodel.js';
+import { isNetworkType, networkTypes, settingsShorthands } from '../types/registry.js';
 import type { SourceLoc } from '../core/location.js';
 import { parseRate, parseSize } from '../model/units.js';
 import type { Problem } from '../core/problem.js';
@@ -145,18 +146,17 @@ export function loadModelText(text: string, file = '<input>'): LoadResult {
     const path = ['settings', sname];
     let spec: SettingsFile | undefined;
     if (typeof raw === 'string') {
-      const parsed = parseVxvdeUrl(raw);
-      if ('error' in parsed) problem('settings-url-invalid', path, parsed.error);
-      else spec = parsed;
+      // A type's shorthand (vxvde URLs): the first that takes it; else what they object.
+      const tried = settingsShorthands().map((sh) => sh.parse(raw));
+      const parsed = tried.find((r) => !('error' in r));
+      if (parsed) spec = parsed as SettingsFile;
+      else problem('settings-url-invalid', path, tried.map((r) => (r as { error: string }).error).join('; ') || `settings ${JSON.stringify(raw)} is not an object`);
     } else {
       spec = check(settingsSchema, raw, path);
     }
     if (!spec || !isNetworkType(spec.type)) continue;
     model
-      .addSettings(spec.type, {
-        name: sname, port: spec.port, mcastIp: spec.mcastIp, ttl: spec.ttl, vni: spec.vni, iface: spec.if,
-        ...(spec.mode !== undefined ? { mode: spec.mode } : {}), ...(spec.uplink !== undefined ? { uplink: spec.uplink } : {}),
-      })
+      .addSettings(spec.type, { name: sname, ...settingsOptionsFromFile(spec) })
       .setLoc(loc.key(path), loc.fields(path));
   }
 
@@ -258,35 +258,12 @@ export async function loadModelFile(file: string): Promise<LoadResult> {
   return loadModelText(text, file);
 }
 
-/** Parse "vxvde://[GROUP][/opt=val]..." into vxvde settings. */
-export function parseVxvdeUrl(url: string): SettingsFile | { error: string } {
-  const m = /^vxvde:\/\/([^/]*)((?:\/[^/]*)*)$/.exec(url.trim());
-  if (!m) return { error: `invalid vxvde URL "${url}"` };
-  const out: SettingsFile = { type: 'vxvde' };
-  if (m[1]) out.mcastIp = m[1].replace(/^\[|\]$/g, '');
-  for (const opt of (m[2] ?? '').split('/').filter(Boolean)) {
-    const [k, v] = opt.split('=', 2);
-    const num = Number(v);
-    switch (k) {
-      case 'port':
-      case 'vni':
-      case 'ttl':
-        if (v === undefined || !/^\d+$/.test(v)) return { error: `vxvde URL option ${k} needs a number, got "${v ?? ''}"` };
-        out[k] = num;
-        break;
-      case 'if':
-        if (!v) return { error: 'vxvde URL option if needs an interface name' };
-        out.if = v;
-        break;
-      case 'v4':
-      case 'v6':
-        if (!out.mcastIp) out.mcastIp = k === 'v6' ? 'ff05:56de::1' : '239.0.0.1';
-        break;
-      default:
-        return { error: `unsupported vxvde URL option "${k}" (lsdn supports port, vni, ttl, if, v4, v6)` };
-    }
-  }
-  return out;
+/**
+ * A settings object's options from its file fields: every type's (the options of another type
+ * than the settings' are kept too; validation warns that they are ignored).
+ */
+function settingsOptionsFromFile(spec: SettingsFile): SettingsOptions {
+  return Object.assign({}, ...networkTypes().map((t) => t.file?.fromFile(spec) ?? {})) as SettingsOptions;
 }
 
 /** The file's `tap` (true, false, or options with numeric or named user/group) as model options. */

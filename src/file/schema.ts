@@ -4,28 +4,26 @@
  * generates schema/netmodel.schema.json from them for editor completion.
  */
 import { z } from 'zod';
-import { NETWORK_TYPES } from '../model/netmodel.js';
+import { NETWORK_TYPES, networkTypes, settingsShorthands } from '../types/registry.js';
 
 const name = z.string().min(1);
 const int = z.number().int();
 const rateValue = z.union([z.string(), z.number()]).describe('rate: bits/s, or with a unit: bit kbit mbit gbit (1024-based), bps kbps mbps (bytes/s)');
 const sizeValue = z.union([z.string(), z.number()]).describe('size: bytes, or with a unit: kb mb gb, kbit mbit (1024-based)');
 
+/**
+ * Settings: the type and the options of every type (each type's file fields, merged in registry
+ * order; a field several types take is written once), strict.
+ */
 export const settingsSchema = z
   .object({
     type: z.enum(NETWORK_TYPES).describe('network type'),
-    port: int.optional().describe('UDP port of the overlay (vxlan 4789, geneve 6081, vxvde 14789 by default)'),
-    mcastIp: z.string().optional().describe('multicast group (vxlan/mcast; vxvde, default 239.0.0.1)'),
-    ttl: int.optional().describe('multicast TTL (vxlan/mcast, vxvde)'),
-    vni: int.optional().describe('vxvde: VNI of its nets when they give no vid (default 1)'),
-    if: z.string().optional().describe('vxvde: interface for the multicast join (default: the phys interface)'),
-    mode: z.enum(['nat', 'routed']).optional().describe('public: nat (masquerade on the uplink, default) or routed'),
-    uplink: z.string().optional().describe('public: the host interface to the outside (default: the phys interface)'),
+    ...Object.assign({}, ...networkTypes().map((t) => t.file?.schema ?? {})) as Record<string, z.ZodType>,
   })
   .strict();
 
-/** Settings may also be written as a vxvde URL: "vxvde://239.0.0.1/port=14789/vni=1". */
-export const settingsEntrySchema = z.union([settingsSchema, z.string().regex(/^vxvde:\/\//, 'a settings object or a vxvde:// URL')]);
+/** Settings may also be written as a type's shorthand string: "vxvde://239.0.0.1/port=14789/vni=1". */
+export const settingsEntrySchema = z.union([settingsSchema, ...settingsShorthands().map((sh) => z.string().regex(sh.pattern, sh.message))]);
 
 export const ruleSchema = z
   .object({
@@ -153,7 +151,8 @@ export const fullFileSchema = fileSchema.extend({
   physes: z.record(z.string(), physSchema).optional(),
 });
 
-export type SettingsFile = z.infer<typeof settingsSchema>;
+/** A settings object of the file: its type and file fields (see the types' `file`). */
+export type SettingsFile = { type: string } & Record<string, unknown>;
 export type VirtFile = z.infer<typeof virtSchema>;
 export type NetFile = z.infer<typeof netSchema>;
 export type PhysFile = z.infer<typeof physSchema>;

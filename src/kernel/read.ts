@@ -23,7 +23,7 @@ import { canonicalNftLine } from '../policy/nft.js';
 import { nftTableName } from '../core/names.js';
 import { isServerPort } from '../core/names.js';
 import { readServers, readSysctls, type PortFact } from '../services/read.js';
-import { FORWARDING_SYSCTLS } from '../types/public.js';
+import { networkTypes } from '../types/registry.js';
 import { isOwnedNftTable } from '../core/names.js';
 
 export interface LinkFact {
@@ -573,8 +573,9 @@ export async function readHostState(kernel: Kernel, opts: { context?: string } =
 
   objects.push(...nft);
   objects.push(...readServers(kernel, opts.context, serverPorts));
-  // IP forwarding is lsdn's concern only where its public nets' table is (one process then).
-  if (nft.some((t) => t.family === 'ip')) objects.push(...(await readSysctls(kernel, FORWARDING_SYSCTLS)));
+  // The sysctls among the types' host objects, where the types say so (public: forwarding, where its table is).
+  const sysctls = [...new Set(networkTypes().flatMap((t) => t.hostSysctls?.(objects) ?? []))];
+  objects.push(...(await readSysctls(kernel, sysctls)));
 
   const state = new HostState();
   for (const o of objects) {

@@ -6,6 +6,7 @@ import ipaddr from 'ipaddr.js';
 import { Kernel } from '../kernel/exec.js';
 import { parsePrefix, type Prefix } from '../core/addr.js';
 import type { Netmodel } from '../model/netmodel.js';
+import { isNetworkType, networkType } from '../types/registry.js';
 import { labVirts, type LabLayout } from './lab.js';
 
 export interface ExpectedPair {
@@ -37,6 +38,12 @@ export interface CheckReport {
   passed: number;
   failed: number;
   skipped?: number;
+}
+
+/** Is the net of a routed type (public: a segment per host)? */
+function routedNet(model: Netmodel, name: string): boolean {
+  const s = model.net(name)?.effectiveSettings();
+  return s !== undefined && isNetworkType(s.type) && networkType(s.type).routed !== undefined;
 }
 
 function onLink(target: string, prefixes: Prefix[]): boolean {
@@ -85,8 +92,8 @@ export function expectedReachability(model: Netmodel, layout: LabLayout): Expect
           pair.note = same
             ? `${p.ip} is held by ${others.join(', ')} too (duplicate in net ${fromNet})`
             : `${p.ip} also exists in ${from}'s net ${fromNet} (${others.join(', ')})`;
-        } else if (same && model.net(fromNet)?.effectiveSettings()?.type === 'public' && model.virt(from)?.phys !== model.virt(to)?.phys) {
-          // Each host's segment of a public net is its own (the host routes; nothing crosses at L2).
+        } else if (same && routedNet(model, fromNet) && model.virt(from)?.phys !== model.virt(to)?.phys) {
+          // Each host's segment of a routed net (public) is its own (the host routes; nothing crosses at L2).
           pair.skip = true;
           pair.note = `public net ${fromNet}: ${from} and ${to} are on different hosts' segments`;
         } else if (!onLink(p.ip, mine)) {

@@ -1,10 +1,11 @@
 /**
  * The lab and address serving: virts of nets with a served subnet ask for their addresses
- * (a real DHCP client, SLAAC) instead of getting static ones, and a model with a public net
+ * (a real DHCP client, SLAAC) instead of getting static ones, and a model with a routed (public) net
  * gets an "outside" namespace on the underlay standing for the world beyond the hosts.
  */
 import { Kernel } from '../kernel/exec.js';
 import type { Netmodel, Virt } from '../model/netmodel.js';
+import { isNetworkType, networkType } from '../types/registry.js';
 import { assignAddresses } from '../ipam/ipam.js';
 import { rmSync } from 'node:fs';
 import { served, servesAddresses, serverDir } from '../services/dhcp.js';
@@ -28,8 +29,12 @@ export interface LabAddressing {
 /** Which virts ask for their addresses (a served subnet, a MAC, no static address), and what they get (pure). */
 export function labAddressing(model: Netmodel, virts: Virt[], prefix: string): LabAddressing {
   const out: LabAddressing = { planned: new Map(), dhcp: new Set(), slaac: new Set() };
-  const hasPublic = [...model.nets.values()].some((n) => n.effectiveSettings()?.type === 'public');
-  if (hasPublic) out.outsideNs = `${prefix}-outside`;
+  // Routed nets (public) reach the outside world: the lab stands it up.
+  const routed = [...model.nets.values()].some((n) => {
+    const s = n.effectiveSettings();
+    return s !== undefined && isNetworkType(s.type) && networkType(s.type).routed !== undefined;
+  });
+  if (routed) out.outsideNs = `${prefix}-outside`;
   const asking = virts.filter((v) => v.ips.length === 0 && v.mac !== undefined && servesAddresses(v.net));
   if (!asking.length) return out;
   const assigned = assignAddresses(model);

@@ -5,7 +5,8 @@
  * API, validates, commits and prints (through the answer, so the output keeps its order with
  * the script's own).
  */
-import { Netmodel, type Direction, type IpProto, type Net, type Phys, type RuleSpec, type Virt, isNetworkType } from '../model/netmodel.js';
+import { Netmodel, type Direction, type IpProto, type Net, type Phys, type RuleSpec, type Virt } from '../model/netmodel.js';
+import { isNetworkType } from '../types/registry.js';
 import type { SourceLoc } from '../core/location.js';
 import { parseRate, parseSize } from '../model/units.js';
 import { validate, hasErrors } from '../validate/validate.js';

@@ -7,34 +7,26 @@
  */
 import { Located } from '../core/location.js';
 
-export const NETWORK_TYPES = [
-  'direct', 'vlan', 'vxlan/mcast', 'vxlan/e2e', 'vxlan/static', 'geneve', 'geneve/e2e', 'vxvde', 'public',
-] as const;
-export type NetworkTypeName = (typeof NETWORK_TYPES)[number];
+/**
+ * The options of each network type's settings, by type name. The model knows no type: each
+ * type's file in src/types adds its own entry (`declare module '../model/netmodel.js'`), so the
+ * names and options below are those of the registered types.
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export interface NetworkTypeOptions {}
+export type NetworkTypeName = keyof NetworkTypeOptions & string;
 
-export function isNetworkType(s: string): s is NetworkTypeName {
-  return (NETWORK_TYPES as readonly string[]).includes(s);
-}
+type UnionToIntersection<U> = (U extends unknown ? (u: U) => void : never) extends (i: infer I) => void ? I : never;
+
+/**
+ * What a settings object carries: every option of any type, each optional (the file and lsctl
+ * may set one its type ignores; validation warns about it). A type reads its own shape
+ * (`NetworkTypeOptions[type]`, e.g. VxvdeOptions).
+ */
+export type SettingsOptions = Partial<UnionToIntersection<NetworkTypeOptions[NetworkTypeName]>>;
 
 export type Direction = 'in' | 'out';
 export const DIRECTIONS: readonly Direction[] = ['in', 'out'];
-
-export interface SettingsOptions {
-  /** UDP port of the overlay (vxlan 4789, geneve 6081, vxvde 14789 when unset). */
-  port?: number;
-  /** Multicast group (vxlan/mcast, vxvde). */
-  mcastIp?: string;
-  /** Multicast TTL (vxlan/mcast, vxvde). */
-  ttl?: number;
-  /** vxvde: the default VNI of its nets (1). */
-  vni?: number;
-  /** vxvde: interface for the multicast join, overriding the phys interface. */
-  iface?: string;
-  /** public: how virts reach the outside: `nat` (masquerade on the uplink, default) or `routed`. */
-  mode?: 'nat' | 'routed';
-  /** public: the host's interface to the outside (default: the phys interface). */
-  uplink?: string;
-}
 
 export class Settings extends Located {
   removed = false;

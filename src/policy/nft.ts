@@ -29,7 +29,7 @@ import { normalizeMac, parsePrefix } from '../core/addr.js';
 import { icmpTypeName, icmpTypeNumber, parseMacMatch, parsePortRange } from '../core/rules.js';
 import type { DhcpObject, NftTableObject } from '../core/objects.js';
 import type { VirtAddressing } from '../ipam/ipam.js';
-import { gatewayPrefix } from '../types/public.js';
+import type { LocalNet } from '../types/plugin.js';
 import { servesAddresses } from '../services/dhcp.js';
 import { nftTableName, virtChainName } from '../core/names.js';
 
@@ -360,11 +360,7 @@ export function firewallTables(
 export const INET_INPUT_HOOK = 'type filter hook input priority filter; policy accept;';
 
 /** A local net as the host guard sees it. */
-export interface GuardedNet {
-  net: Net;
-  bridge: string;
-  type: string;
-}
+export type GuardedNet = Pick<LocalNet, 'net' | 'bridge' | 'type'>;
 
 /**
  * The host is not a service of its VMs (inet table, IP layer, where the input device of a
@@ -382,8 +378,8 @@ export function hostGuardLines(nets: GuardedNet[]): { input: string[]; forward: 
   const forward: string[] = [];
   for (const { net, bridge, type } of sorted) {
     const br = JSON.stringify(bridge);
-    if (type === 'public') {
-      const gw = gatewayPrefix(net);
+    if (type.routed) {
+      const gw = type.routed.gateway(net);
       if (gw) input.push(`iifname ${br} ip daddr ${gw.split('/')[0]} icmp type echo-request accept`);
       input.push(`iifname ${br} ct state established,related accept`);
     } else {

@@ -216,18 +216,9 @@ export function compileServer(
   };
 }
 
-/** A local net as the compiler sees it. */
-export interface LocalNet {
-  net: Net;
-  bridge: string;
-  type: string;
-  /** The overlay MTU of the net here. */
-  mtu: number;
-}
-
 /** The address servers of the local nets (one per net with a served subnet and a local virt). */
 export function compileServers(
-  model: Netmodel, local: Phys, hostTag: string, nets: LocalNet[], addresses: Map<string, VirtAddressing>, runDir: string = DEFAULT_RUN_DIR,
+  model: Netmodel, local: Phys, hostTag: string, nets: readonly { net: Net; bridge: string; mtu: number }[], addresses: Map<string, VirtAddressing>, runDir: string = DEFAULT_RUN_DIR,
 ): DhcpObject[] {
   const out: DhcpObject[] = [];
   for (const n of nets) {

@@ -8,16 +8,26 @@
  */
 import type { LinkObject } from '../core/objects.js';
 import type { NetCompileContext, NetworkType } from './plugin.js';
-import { STATIC_PORT, staticBridgeEntries, tunnelLink } from './common.js';
+import { PORT_FIELD, STATIC_PORT, TTL_FIELD, sameNamedFields, staticBridgeEntries, tunnelLink, type PortOptions } from './common.js';
 
 export const GENEVE_PORT = 6081;
 
-function genevePorts(ctx: NetCompileContext, brport?: LinkObject['brport']): LinkObject[] {
+/** Options of geneve and geneve/e2e: the UDP port, the tunnels' TTL. */
+export type GeneveOptions = PortOptions & { ttl?: number };
+
+declare module '../model/netmodel.js' {
+  interface NetworkTypeOptions {
+    geneve: GeneveOptions;
+    'geneve/e2e': GeneveOptions;
+  }
+}
+
+function genevePorts(ctx: NetCompileContext<GeneveOptions>, brport?: LinkObject['brport']): LinkObject[] {
   const links: LinkObject[] = [];
   for (const r of ctx.remotes) {
     if (!r.ip) continue;
     const attrs: LinkObject['attrs'] = { id: ctx.net.vid ?? 0, remote: r.ip };
-    if (ctx.settings.options.ttl !== undefined) attrs.ttl = ctx.settings.options.ttl;
+    if (ctx.options.ttl !== undefined) attrs.ttl = ctx.options.ttl;
     attrs.dstport = ctx.port;
     links.push(tunnelLink(ctx, 'geneve', ctx.ifname('g', r.name), `geneve:${r.name}`, attrs, brport));
   }
@@ -32,9 +42,10 @@ const common = {
   needsGroup: false,
   overhead: (family: 4 | 6) => (family === 6 ? 70 : 50),
   needs: { links: ['bridge', 'geneve'] },
+  file: sameNamedFields<GeneveOptions>({ ...PORT_FIELD, ...TTL_FIELD }),
 } as const;
 
-export const geneveStatic: NetworkType = {
+export const geneveStatic: NetworkType<GeneveOptions> = {
   ...common,
   name: 'geneve',
   summary: 'Geneve with every MAC programmed (no learning, no unknown-unicast flooding)',
@@ -46,7 +57,7 @@ export const geneveStatic: NetworkType = {
   },
 };
 
-export const geneveE2e: NetworkType = {
+export const geneveE2e: NetworkType<GeneveOptions> = {
   ...common,
   name: 'geneve/e2e',
   summary: 'Geneve with a tunnel port per remote phys; MACs are learned',

@@ -1,7 +1,16 @@
 /** vlan: an 802.1Q sub-interface of the underlay (id = the net's vid) in the net's bridge. */
 import type { NetworkType } from './plugin.js';
 
-export const vlan: NetworkType = {
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export interface VlanOptions {}
+
+declare module '../model/netmodel.js' {
+  interface NetworkTypeOptions {
+    vlan: VlanOptions;
+  }
+}
+
+export const vlan: NetworkType<VlanOptions> = {
   name: 'vlan',
   summary: '802.1Q VLAN on the underlay interface; MACs are learned',
   family: 'vlan',

@@ -3,10 +3,18 @@
  * replicated to every other attached phys (an all-zero FDB entry each); MACs are learned.
  */
 import type { NetworkType } from './plugin.js';
-import { floodEntries } from './common.js';
+import { floodEntries, PORT_FIELD, sameNamedFields, type PortOptions } from './common.js';
 import { VXLAN_PORT, vxlanLink, vxlanOverhead } from './vxlan.js';
 
-export const vxlanE2e: NetworkType = {
+export type VxlanE2eOptions = PortOptions;
+
+declare module '../model/netmodel.js' {
+  interface NetworkTypeOptions {
+    'vxlan/e2e': VxlanE2eOptions;
+  }
+}
+
+export const vxlanE2e: NetworkType<VxlanE2eOptions> = {
   name: 'vxlan/e2e',
   summary: 'VXLAN with head-end replication to every attached phys; MACs are learned',
   family: 'vxlan',
@@ -18,6 +26,7 @@ export const vxlanE2e: NetworkType = {
   needsGroup: false,
   overhead: vxlanOverhead,
   needs: { links: ['bridge', 'vxlan'] },
+  file: sameNamedFields(PORT_FIELD),
   compile(ctx) {
     const link = vxlanLink(ctx, { vni: ctx.net.vid ?? 0, learning: true });
     return [link, ...floodEntries(link.name, ctx)];

@@ -1,8 +1,17 @@
 /** vxlan/mcast: one VXLAN device per net joined to a multicast group; the bridge learns. */
 import type { NetworkType } from './plugin.js';
+import { GROUP_FIELD, PORT_FIELD, TTL_FIELD, sameNamedFields, type GroupOptions, type PortOptions } from './common.js';
 import { VXLAN_PORT, vxlanLink, vxlanOverhead } from './vxlan.js';
 
-export const vxlanMcast: NetworkType = {
+export type VxlanMcastOptions = PortOptions & GroupOptions;
+
+declare module '../model/netmodel.js' {
+  interface NetworkTypeOptions {
+    'vxlan/mcast': VxlanMcastOptions;
+  }
+}
+
+export const vxlanMcast: NetworkType<VxlanMcastOptions> = {
   name: 'vxlan/mcast',
   summary: 'VXLAN with a multicast group for broadcast and unknown unicast; MACs are learned',
   family: 'vxlan',
@@ -14,8 +23,9 @@ export const vxlanMcast: NetworkType = {
   needsGroup: true,
   overhead: vxlanOverhead,
   needs: { links: ['bridge', 'vxlan'] },
+  file: sameNamedFields({ ...PORT_FIELD, ...GROUP_FIELD, ...TTL_FIELD }),
   compile(ctx) {
-    const s = ctx.settings.options;
+    const s = ctx.options;
     return [vxlanLink(ctx, { vni: ctx.net.vid ?? 0, learning: true, group: s.mcastIp, ttl: s.ttl })];
   },
 };

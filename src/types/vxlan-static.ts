@@ -9,10 +9,18 @@
  */
 import type { FdbObject } from '../core/objects.js';
 import type { NetworkType } from './plugin.js';
-import { STATIC_PORT, floodEntries, staticBridgeEntries } from './common.js';
+import { STATIC_PORT, floodEntries, staticBridgeEntries, PORT_FIELD, sameNamedFields, type PortOptions } from './common.js';
 import { VXLAN_PORT, vxlanLink, vxlanOverhead } from './vxlan.js';
 
-export const vxlanStatic: NetworkType = {
+export type VxlanStaticOptions = PortOptions;
+
+declare module '../model/netmodel.js' {
+  interface NetworkTypeOptions {
+    'vxlan/static': VxlanStaticOptions;
+  }
+}
+
+export const vxlanStatic: NetworkType<VxlanStaticOptions> = {
   name: 'vxlan/static',
   summary: 'VXLAN with every MAC programmed (no learning, no unknown-unicast flooding)',
   family: 'vxlan',
@@ -24,6 +32,7 @@ export const vxlanStatic: NetworkType = {
   needsGroup: false,
   overhead: vxlanOverhead,
   needs: { links: ['bridge', 'vxlan'] },
+  file: sameNamedFields(PORT_FIELD),
   compile(ctx) {
     const link = vxlanLink(ctx, { vni: ctx.net.vid ?? 0, learning: false, brport: STATIC_PORT });
     const physIp = new Map([ctx.local, ...ctx.remotes].map((p) => [p.name, p.ip]));

@@ -21,7 +21,7 @@ export interface VxlanOptions {
 }
 
 /** The net's VXLAN device, in iproute2's argument order. */
-export function vxlanLink(ctx: NetCompileContext, o: VxlanOptions): LinkObject {
+export function vxlanLink(ctx: NetCompileContext<unknown>, o: VxlanOptions): LinkObject {
   const attrs: LinkObject['attrs'] = { id: o.vni };
   if (o.group) attrs.group = o.group;
   if (ctx.local.ip) attrs.local = ctx.local.ip;

@@ -8,15 +8,12 @@
  * names the earlier one.
  */
 import ipaddr from 'ipaddr.js';
-import {
-  DIRECTIONS, NETWORK_TYPES, isNetworkType,
-  type Net, type Netmodel, type Phys, type Rule, type RuleSpec, type Settings, type Virt,
-} from '../model/netmodel.js';
+import { DIRECTIONS, type Net, type Netmodel, type Phys, type Rule, type RuleSpec, type Settings, type Virt } from '../model/netmodel.js';
 import { formatLoc, type Located, type SourceLoc } from '../core/location.js';
 import { interfaceNameProblem, ipFamily, isMulticastIp, macIsMulticast, macIsZero, normalizeIp, normalizeMac, parsePrefix, type IpFamily } from '../core/addr.js';
-import { networkType, settingsPort } from '../types/registry.js';
+import { isNetworkType, NETWORK_TYPES, networkType, networkTypes, settingsPort } from '../types/registry.js';
 import { icmpTypeNumber, parseMacMatch, parsePortRange } from '../core/rules.js';
-import type { NetworkType } from '../types/plugin.js';
+import type { NetworkType, TypeCheckContext } from '../types/plugin.js';
 import { hasErrors, type Problem, type Severity } from '../core/problem.js';
 
 export { hasErrors };
@@ -121,8 +118,21 @@ class Validator {
   /** The addresses checkAddressing computed (handed on by validateWithAddressing). */
   addressing: Map<string, VirtAddressing> | undefined;
 
+  /** What the types' own checks see and write to (the same report). */
+  private readonly typeChecks: TypeCheckContext;
+
   constructor(private readonly model: Netmodel, private readonly opts: ValidateOptions) {
     this.scope = opts.physes ? new Set(opts.physes) : undefined;
+    this.typeChecks = {
+      model,
+      ...(opts.host ? { host: opts.host } : {}),
+      error: (...a) => this.error(...a),
+      warning: (...a) => this.warning(...a),
+      inScope: (p) => this.inScope(p),
+      usedOnScopedPhys: (st) => this.usedOnScopedPhys(st),
+      unused: (st, field, value) =>
+        this.warning('settings-option-unused', settingsLabel(st), `${field} ${q(value)} is ignored by type ${st.type}`, st, field),
+    };
   }
 
   run(): Problem[] {
@@ -135,7 +145,7 @@ class Validator {
     this.checkTaps();
     this.checkAddressing();
     // Address servers and public nets (src/services/validate.ts).
-    checkServing(this.model, this.opts, (...a) => this.add(...a));
+    checkServing(this.model, this.typeChecks);
     return this.problems;
   }
 
@@ -201,7 +211,7 @@ class Validator {
 
   /** Does the type use the settings' multicast group? */
   private static usesGroup(t: NetworkType): boolean {
-    return t.needsGroup || t.name === 'vxvde';
+    return t.needsGroup || t.acceptsGroup === true;
   }
 
   /** The UDP port of a net; undefined for types without one, or when the settings' port is invalid. */
@@ -214,12 +224,12 @@ class Validator {
     return isIntIn(p, 1, 65535) ? p : undefined;
   }
 
-  /** The id a net's packets carry (vxvde: the settings' vni, else 1, when the net has no vid). */
+  /** The id a net's packets carry: its vid, else its type's default (vxvde: the settings' vni, else 1). */
   private idOf(n: Net): number | undefined {
     const s = this.settingsOf(n);
     if (!s) return undefined;
     if (n.vid !== undefined) return n.vid;
-    return s.type === 'vxvde' ? (s.options.vni ?? 1) : undefined;
+    return networkType(s.type).defaultId?.(s.options);
   }
 
   /** The family of the net's multicast group, when it uses a valid one. */
@@ -318,23 +328,8 @@ class Validator {
       this.error('settings-ttl-invalid', label, `ttl ${q(o.ttl)} is outside 1..255`, s, 'ttl');
     }
 
-    if (o.vni !== undefined) {
-      if (t.name !== 'vxvde') unused('vni', o.vni);
-      else if (t.idRange && !isIntIn(o.vni, t.idRange[0], t.idRange[1])) {
-        this.error('settings-vni-invalid', label, `vni ${q(o.vni)} is outside ${t.idRange[0]}..${t.idRange[1]}`, s, 'vni');
-      }
-    }
-
-    if (o.iface !== undefined) {
-      if (t.name !== 'vxvde') unused('iface', o.iface);
-      else {
-        const prob = interfaceNameProblem(o.iface);
-        if (prob) this.error('settings-iface-invalid', label, `iface ${q(o.iface)} ${prob}`, s, 'iface');
-        else if (this.opts.host && !this.opts.host.interfaces.has(o.iface) && this.usedOnScopedPhys(s)) {
-          this.error('underlay-interface-missing', label, `multicast interface ${q(o.iface)} does not exist on this host`, s, 'iface');
-        }
-      }
-    }
+    // The options types own (vxvde: vni, iface).
+    for (const owner of networkTypes()) owner.checks?.options?.(s, this.typeChecks);
   }
 
   /** Is a net of these settings attached to a phys in scope? */
@@ -362,7 +357,7 @@ class Validator {
             this.error('net-vid-invalid', label,
               `vid ${q(n.vid)} is outside ${t.name}'s range ${t.idRange[0]}..${t.idRange[1]}`, n, 'vid');
           }
-        } else if (t.idRange && t.name !== 'vxvde') {
+        } else if (t.idRange && !t.defaultId) {
           this.error('net-vid-missing', label,
             `a ${t.name} net needs a vid (${t.idRange[0]}..${t.idRange[1]})`, n, 'vid');
         }
@@ -517,17 +512,8 @@ class Validator {
         }
       }
 
-      const direct = typed.filter(({ t }) => t.name === 'direct');
-      if (direct.length > 1) {
-        this.error('direct-net-shared', label,
-          `it carries direct nets ${listNames(direct.map(({ n }) => n.name))}; a direct net bridges the underlay interface, so only one may use a phys`,
-          p);
-      } else if (direct.length === 1 && typed.length > 1) {
-        const others = typed.filter(({ t }) => t.name !== 'direct').map(({ n }) => n.name);
-        this.error('direct-net-exclusive', label,
-          `direct net "${direct[0]!.n.name}" bridges the underlay interface, which the overlay of ${listNames(others)} needs for its own traffic; a phys with a direct net carries no other net`,
-          p);
-      }
+      // What types require of a phys carrying their nets (direct: no other net).
+      for (const owner of networkTypes()) owner.checks?.phys?.(p, typed, this.typeChecks);
 
       this.checkPorts(p, label, typed);
     }

@@ -9,7 +9,8 @@ import { compileHost } from '../../src/compile/compile.js';
 import { HostState } from '../../src/core/objects.js';
 import { planChanges } from '../../src/plan/plan.js';
 import { formatPlan } from '../../src/apply/format.js';
-import { NETWORK_TYPES, type Netmodel } from '../../src/model/netmodel.js';
+import { NETWORK_TYPES } from '../../src/types/registry.js';
+import type { Netmodel } from '../../src/model/netmodel.js';
 import { assertGolden } from './golden.js';
 import { loadValid } from '../helpers/model.js';
 

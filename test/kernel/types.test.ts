@@ -12,7 +12,8 @@
 import assert from 'node:assert/strict';
 import { before, describe, test, type TestContext } from 'node:test';
 import { Kernel } from '../../src/kernel/exec.js';
-import { NETWORK_TYPES, type Netmodel, type NetworkTypeName } from '../../src/model/netmodel.js';
+import { NETWORK_TYPES } from '../../src/types/registry.js';
+import type { Netmodel, NetworkTypeName } from '../../src/model/netmodel.js';
 import { NETWORK_TYPE_PLUGINS } from '../../src/types/registry.js';
 import { ownedIfname } from '../../src/core/names.js';
 import { planHost } from '../../src/apply/host.js';

@@ -2,7 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { loadModelText, parseVxvdeUrl } from '../../src/file/load.js';
+import { loadModelText } from '../../src/file/load.js';
+import { parseVxvdeUrl } from '../../src/types/vxvde.js';
 import { dumpJson, dumpLsdnJson, dumpYaml } from '../../src/file/dump.js';
 import { validate } from '../../src/validate/validate.js';
 
