@@ -18,11 +18,12 @@ export { planChanges, isEmptyPlan, planOperations, type Plan, type Step } from '
 export { executePlan, type ExecuteReport, type StepResult } from './apply/execute.js';
 export { planHost, applyHost, destroyHost, selectLocalPhys, type HostOptions, type HostPlan } from './apply/host.js';
 export { Kernel } from './kernel/exec.js';
-export { readHostState, type ReadResult } from './kernel/read.js';
+export { readHostState, type ReadResult } from './kernel/read/host.js';
 export { probeFeatures, typeSupport, type KernelFeatures } from './kernel/probe.js';
 export { NETWORK_TYPE_PLUGINS, NETWORK_TYPES, isNetworkType, networkType } from './types/registry.js';
 export type { NetworkType, NetCompileContext, LocalNet, SettingsFileFields, SettingsShorthand, TypeChecks, TypeCheckContext } from './types/plugin.js';
-export { labUp, labDown, labLayout, labPrefix, type LabLayout } from './lab/lab.js';
+export { labUp, labDown } from './lab/lab.js';
+export { labLayout, labPrefix, type LabLayout } from './lab/layout.js';
 export { labCheck, expectedReachability, formatMatrix, type CheckReport } from './lab/check.js';
 export { applyInLab } from './lab/apply.js';
 export { applyVirt, planVirt, virtByInterface, type VirtApplyOptions, type VirtApplyResult } from './apply/virt.js';

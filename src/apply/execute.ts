@@ -4,10 +4,10 @@
  * failed (with the kernel's words) and what was blocked.
  */
 import type { Kernel } from '../kernel/exec.js';
-import type { Tool } from '../core/command.js';
+import type { Tool } from '../core/plan.js';
 import { KernelError } from '../core/errors.js';
 import type { Plan, Step } from '../plan/plan.js';
-import { runServiceLines } from '../services/run.js';
+import { runServiceCommands } from '../kernel/services.js';
 
 export type StepStatus = 'done' | 'failed' | 'blocked';
 
@@ -53,7 +53,7 @@ export async function executePlan(kernel: Kernel, plan: Plan): Promise<ExecuteRe
       if (res.status === 'done') Object.assign(res, { status: 'failed', error: message, failedLine: line });
     };
     if ((tool as string) === 'svc') {
-      for (const f of await runServiceLines(kernel, run.map((x) => x.c))) fail(run[f.index]!.i, f.message, run[f.index]!.c.line);
+      for (const f of await runServiceCommands(kernel, run.map((x) => x.c))) fail(run[f.index]!.i, f.message, run[f.index]!.c.line);
     } else if (tool === 'nft') {
       try {
         await kernel.batch('nft', lines);

@@ -10,17 +10,18 @@ import { normalizeIp } from '../core/addr.js';
 import { compileHost, type HostFacts } from '../compile/compile.js';
 import { HostState, type KernelObject } from '../core/objects.js';
 import { Kernel } from '../kernel/exec.js';
-import { readHostState, type ReadResult } from '../kernel/read.js';
+import { readHostState, type ReadResult } from '../kernel/read/host.js';
 import { acquireLock } from '../kernel/lock.js';
 import { probeFeatures, type KernelFeatures } from '../kernel/probe.js';
 import { planChanges, type Plan } from '../plan/plan.js';
 import { validateWithAddressing } from '../validate/validate.js';
-import { normalizeTapOwners, readOwnerIds } from '../vm/owners.js';
+import { normalizeTapOwners } from '../kinds/tap.js';
+import { readOwnerIds } from '../kernel/owners.js';
 import type { Problem } from '../core/problem.js';
 import { executePlan, type ExecuteReport } from './execute.js';
 import { runDir } from '../services/dhcp.js';
 import { serverHostTag } from '../core/names.js';
-import { missingServiceTools } from '../services/tools.js';
+import { missingServiceTools } from '../kernel/tools.js';
 import { UsageError, ModelInvalidError } from '../core/errors.js';
 
 export interface HostOptions {

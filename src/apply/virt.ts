@@ -9,8 +9,8 @@
  *
  * The desired objects are the full compiler's (so the result is exactly what a full apply
  * makes: a full `lsdn plan` afterwards is empty), restricted to that scope; the actual ones
- * are read with a fixed number of per-device commands (`ip link show dev`, `bridge fdb show
- * dev`, `tc qdisc show dev`, `nft list chain`); the planner and executor are the usual ones.
+ * are read with a fixed number of per-device commands (src/kernel/read/virt.ts, with the
+ * kinds' decoders); the planner and executor are the usual ones.
  * The number of processes and kernel operations therefore does not depend on the model's size.
  *
  * What a hook cannot do: add a virt the host's firewall does not know yet (its dispatch entry
@@ -21,25 +21,19 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readFile } from 'node:fs/promises';
 import type { Netmodel, Phys, Virt } from '../model/netmodel.js';
+import { HostState, objectKey, type NftTableObject } from '../core/objects.js';
+import { isOwnedLink, nftTableName, ownedIfname, virtChainName } from '../core/names.js';
+import { LockBusyError, ModelInvalidError, UsageError } from '../core/errors.js';
 import { compileHost } from '../compile/compile.js';
-import { HostState, objectKey, type KernelObject, type NftTableObject } from '../core/objects.js';
-import { isOwnedLink } from '../core/names.js';
-import { ownedIfname } from '../core/names.js';
 import { Kernel } from '../kernel/exec.js';
-import { KernelError } from '../core/errors.js';
-import { ownedLinkFromKernel, portFromKernel, readTc, tapFromKernel, type FdbEntry, type IpLink, type TcQdisc } from '../kernel/read.js';
 import { acquireLock } from '../kernel/lock.js';
-import { LockBusyError } from '../core/errors.js';
-import { canonicalNftLine } from '../policy/nft.js';
-import { nftTableName, virtChainName } from '../core/names.js';
+import { chainShow, linkShow, readVirtScope, type VirtScope } from '../kernel/read/virt.js';
+import { normalizeTapOwners } from '../kinds/tap.js';
 import { planChanges, planNftTable, type Plan, type Step } from '../plan/plan.js';
 import { validateWithAddressing } from '../validate/validate.js';
-import { normalizeTapOwners } from '../vm/owners.js';
 import { hostsFilePath, serverOfBridge, servingGaps } from '../vm/serving.js';
 import { executePlan, type ExecuteReport } from './execute.js';
 import { localFacts, lockScope } from './host.js';
-import { ModelInvalidError, UsageError } from '../core/errors.js';
-import { isOwnedTap } from '../core/names.js';
 
 export interface VirtApplyOptions {
   /** Work inside this network namespace. */
@@ -72,7 +66,7 @@ export function virtByInterface(model: Netmodel, ifname: string, phys?: string):
 }
 
 /** The names the virt's objects hang on. */
-export function virtScope(model: Netmodel, virt: Virt): { ifname: string; bridge: string; ifb: string; chains: string[]; table: string } {
+export function virtScope(model: Netmodel, virt: Virt): VirtScope {
   if (!virt.phys || !virt.if) throw new UsageError(`virt ${virt.id} is not connected to a phys with an interface`);
   const ctx = model.name;
   return {
@@ -85,7 +79,7 @@ export function virtScope(model: Netmodel, virt: Virt): { ifname: string; bridge
 }
 
 /** The desired objects of the virt's scope, out of the host's whole desired state. */
-export function scopeDesired(full: HostState, scope: ReturnType<typeof virtScope>, mode: 'up' | 'down', tap: boolean): HostState {
+export function scopeDesired(full: HostState, scope: VirtScope, mode: 'up' | 'down', tap: boolean): HostState {
   const out = new HostState();
   const onPort = (dev: string) => dev === scope.ifname;
   for (const o of full.objects.values()) {
@@ -119,79 +113,6 @@ export function scopeDesired(full: HostState, scope: ReturnType<typeof virtScope
     if (inScope) out.add(o);
   }
   return out;
-}
-
-async function linkShow(kernel: Kernel, dev: string): Promise<IpLink | undefined> {
-  try {
-    const [l] = await kernel.json<IpLink[]>('ip', ['-d', 'link', 'show', 'dev', dev]);
-    return l;
-  } catch (e) {
-    if (e instanceof KernelError && /does not exist|Cannot find device/.test(e.stderr + e.message)) return undefined;
-    throw e;
-  }
-}
-
-async function chainShow(kernel: Kernel, table: string, chain: string): Promise<string[] | undefined> {
-  try {
-    const { stdout } = await kernel.run('nft', ['-s', 'list', 'chain', 'bridge', table, chain]);
-    const lines = stdout.split('\n').map((l) => l.trim());
-    const start = lines.findIndex((l) => l.startsWith(`chain ${chain} {`));
-    if (start < 0) return undefined;
-    const body: string[] = [];
-    for (const l of lines.slice(start + 1)) {
-      if (l === '}') break;
-      if (l) body.push(canonicalNftLine(l));
-    }
-    return body;
-  } catch (e) {
-    if (e instanceof KernelError) return undefined; // no such table or chain (or no nft: nothing of lsdn's)
-    throw e;
-  }
-}
-
-/** Read the virt's scope from the kernel: a fixed number of processes, whatever the model. */
-export async function readVirtScope(kernel: Kernel, context: string, scope: ReturnType<typeof virtScope>):
-  Promise<{ state: HostState; links: Set<string>; bridge?: IpLink }> {
-  const [port, ifb, bridge, fdb, qdiscs, chains] = await Promise.all([
-    linkShow(kernel, scope.ifname),
-    linkShow(kernel, scope.ifb),
-    linkShow(kernel, scope.bridge),
-    kernel.json<FdbEntry[]>('bridge', ['fdb', 'show', 'dev', scope.ifname]).catch(() => [] as FdbEntry[]),
-    // (`show dev X` leaves the device out of each entry: put it back)
-    Promise.all([scope.ifname, scope.ifb].map((d) => kernel.json<TcQdisc[]>('tc', ['qdisc', 'show', 'dev', d])
-      .then((qs) => qs.map((q) => ({ ...q, dev: q.dev ?? d })), () => [] as TcQdisc[]))),
-    Promise.all(scope.chains.map((c) => chainShow(kernel, scope.table, c))),
-  ]);
-  const objects: KernelObject[] = [];
-  const links = new Set<string>();
-  const managed = new Set<string>();
-  const bridgeOwned = bridge !== undefined && isOwnedLink(bridge.ifname, bridge.ifalias, context) && bridge.linkinfo?.info_kind === 'bridge';
-  if (port) {
-    links.add(port.ifname);
-    if (isOwnedTap(port.linkinfo?.info_kind, port.linkinfo?.info_data?.type, port.ifalias, context)) objects.push(tapFromKernel(port));
-    // A port as the full reader sees one: enslaved to the net's (owned) bridge.
-    if (port.master === scope.bridge && bridgeOwned) {
-      objects.push(portFromKernel(port, port.master));
-      managed.add(port.ifname);
-      for (const e of fdb) {
-        if (e.master === scope.bridge && e.state === 'static' && !(e.flags ?? []).includes('self')) {
-          objects.push({ kind: 'fdb', dev: port.ifname, mac: e.mac, table: 'master' });
-        }
-      }
-    }
-  }
-  if (ifb) {
-    links.add(ifb.ifname);
-    if (isOwnedLink(ifb.ifname, ifb.ifalias, context)) {
-      objects.push(ownedLinkFromKernel(ifb, new Map([[ifb.ifname, ifb]]), new Map([[ifb.ifindex, ifb]])));
-      managed.add(ifb.ifname);
-    }
-  }
-  if (bridge) links.add(bridge.ifname);
-  objects.push(...(await readTc(kernel, qdiscs.flat(), managed)));
-  const found = scope.chains.flatMap((c, i) => (chains[i] ? [[c, chains[i]] as [string, string[]]] : []));
-  if (found.length) objects.push({ kind: 'nft', family: 'bridge', name: scope.table, chains: Object.fromEntries(found) } satisfies NftTableObject);
-  return { state: new HostState(objects), links, ...(bridge ? { bridge } : {}) };
 }
 
 /** The per-namespace lock, waited for (a hook must not fail because an apply is running). */

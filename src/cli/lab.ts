@@ -4,7 +4,8 @@ import { fileURLToPath } from 'node:url';
 import type { Netmodel } from '../model/netmodel.js';
 import { requireRoot } from '../apply/host.js';
 import { applyInLab } from '../lab/apply.js';
-import { labDown, labLayout, labPrefix, labUp, type LabLayout } from '../lab/lab.js';
+import { labDown, labUp } from '../lab/lab.js';
+import { labLayout, labPrefix, type LabLayout } from '../lab/layout.js';
 import { formatMatrix, labCheck } from '../lab/check.js';
 import { Exit, err, loadOrExit, out } from './util.js';
 

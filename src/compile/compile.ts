@@ -11,11 +11,11 @@ import type { LocalNet, NetCompileContext } from '../types/plugin.js';
 import { HostState, type KernelObject, type LinkObject, type PortObject } from '../core/objects.js';
 import { netAlias, ownedIfname, serverHostTag } from '../core/names.js';
 import { shapingObjects } from '../policy/shaping.js';
-import { firewallTables, type LocalVirt } from '../policy/nft.js';
-import { tapObject } from '../vm/tap.js';
+import { firewallTables, type LocalVirt } from '../policy/firewall.js';
+import { tapObject } from './tap.js';
 import { compileServers } from '../services/dhcp.js';
 import { assignAddresses, type VirtAddressing } from '../ipam/ipam.js';
-import type { OwnerIds } from '../vm/owners.js';
+import type { OwnerIds } from '../kinds/tap.js';
 
 /** What the compiler needs to know about the host besides the model. */
 export interface HostFacts {

@@ -67,6 +67,8 @@ export function isOwnedTap(kind: string | undefined, tunType: unknown, alias: st
 
 /** Kind letter of the host end of a server's veth: `lsd-<hash>`. */
 export const SERVER_PORT_KIND = 'd';
+/** The server's interface inside its namespace. */
+export const SERVER_IF = 'lsdn0';
 /** Alias part that marks the host end of a server veth. */
 export const SERVER_ALIAS_PART = 'dhcp';
 

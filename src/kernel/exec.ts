@@ -4,7 +4,7 @@
  * every failure is a `KernelError` carrying the command, the failed batch line and stderr.
  */
 import { spawn } from 'node:child_process';
-import type { Tool } from '../core/command.js';
+import type { Tool } from '../core/plan.js';
 import { KernelError } from '../core/errors.js';
 
 export interface BatchFailure {

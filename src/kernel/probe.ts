@@ -11,7 +11,7 @@ import { Kernel } from './exec.js';
 import { KernelError } from '../core/errors.js';
 import type { NetworkTypeName } from '../model/netmodel.js';
 import { NETWORK_TYPE_PLUGINS } from '../types/registry.js';
-import { onPath } from '../services/tools.js';
+import { onPath } from './tools.js';
 
 export interface KernelFeatures {
   /** Link types: bridge vxlan geneve vlan veth macvlan ifb dummy tun. */

@@ -7,7 +7,7 @@ import { Kernel } from '../kernel/exec.js';
 import { parsePrefix, type Prefix } from '../core/addr.js';
 import type { Netmodel } from '../model/netmodel.js';
 import { isNetworkType, networkType } from '../types/registry.js';
-import { labVirts, type LabLayout } from './lab.js';
+import { labVirts, type LabLayout } from './layout.js';
 
 export interface ExpectedPair {
   from: string;

@@ -9,7 +9,7 @@
 import { Kernel } from '../kernel/exec.js';
 import type { Virt } from '../model/netmodel.js';
 import { LabError } from '../core/errors.js';
-import type { LabLayout } from './lab.js';
+import type { LabLayout } from './layout.js';
 
 export interface LabVirtPlace {
   /** Phys the virt's host-side interface is in now. */

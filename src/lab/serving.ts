@@ -1,68 +1,14 @@
 /**
- * The lab and address serving: virts of nets with a served subnet ask for their addresses
- * (a real DHCP client, SLAAC) instead of getting static ones, and a model with a routed (public) net
- * gets an "outside" namespace on the underlay standing for the world beyond the hosts.
+ * The lab and address serving, the shell side: the virts that ask for their addresses (which
+ * ones, and what they should get: layout.ts) run a real DHCP client and wait for SLAAC; the
+ * servers' runtime dirs of a removed lab are removed too.
  */
 import { Kernel } from '../kernel/exec.js';
-import type { Netmodel, Virt } from '../model/netmodel.js';
-import { isNetworkType, networkType } from '../types/registry.js';
-import { assignAddresses } from '../ipam/ipam.js';
 import { rmSync } from 'node:fs';
-import { served, servesAddresses, serverDir } from '../services/dhcp.js';
-import { dhcpLease } from '../services/client.js';
+import { serverDir } from '../services/dhcp.js';
+import { dhcpLease } from './dhcp-client.js';
 import { LabError } from '../core/errors.js';
-import type { LabLayout } from './lab.js';
-
-/** The outside world of a lab (documentation range, RFC 5737). */
-export const OUTSIDE_ADDR = { addr: '203.0.113.1/24', ip: '203.0.113.1', net: '203.0.113.0/24' } as const;
-
-export interface LabAddressing {
-  /** virt id -> the addresses its net's server hands it ("ip/len"): these virts ask, they get no static address. */
-  planned: Map<string, string[]>;
-  /** Virts that ask for an IPv4 lease (DHCP) / use SLAAC. */
-  dhcp: Set<string>;
-  slaac: Set<string>;
-  /** `<prefix>-outside`, when the model has a public net. */
-  outsideNs?: string;
-}
-
-/** Which virts ask for their addresses (a served subnet, a MAC, no static address), and what they get (pure). */
-export function labAddressing(model: Netmodel, virts: Virt[], prefix: string): LabAddressing {
-  const out: LabAddressing = { planned: new Map(), dhcp: new Set(), slaac: new Set() };
-  // Routed nets (public) reach the outside world: the lab stands it up.
-  const routed = [...model.nets.values()].some((n) => {
-    const s = n.effectiveSettings();
-    return s !== undefined && isNetworkType(s.type) && networkType(s.type).routed !== undefined;
-  });
-  if (routed) out.outsideNs = `${prefix}-outside`;
-  const asking = virts.filter((v) => v.ips.length === 0 && v.mac !== undefined && servesAddresses(v.net));
-  if (!asking.length) return out;
-  const assigned = assignAddresses(model);
-  for (const v of asking) {
-    const a = assigned.get(v.id);
-    const addrs: string[] = [];
-    if (served(v.net.ipv4) && a?.v4) {
-      addrs.push(`${a.v4.ip}/${a.v4.len}`);
-      out.dhcp.add(v.id);
-    }
-    const slaac = served(v.net.ipv6) ? a?.v6.find((x) => x.source === 'slaac') : undefined;
-    if (slaac) {
-      addrs.push(`${slaac.ip}/${slaac.len}`);
-      out.slaac.add(v.id);
-    }
-    if (addrs.length) out.planned.set(v.id, addrs);
-  }
-  return out;
-}
-
-/** Underlay links of the outside namespace (run in the underlay namespace, next to br0). */
-export function outsideLinks(ns: string): string[] {
-  return [
-    `link add uo-outside master br0 type veth peer name eth0 netns ${ns}`,
-    'link set uo-outside addrgenmode none',
-    'link set uo-outside up',
-  ];
-}
+import type { LabAddressing, LabLayout } from './layout.js';
 
 /** The IPv6 addresses of eth0 in a namespace that are usable (not tentative). */
 async function v6Addresses(ns: string): Promise<string[]> {

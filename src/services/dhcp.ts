@@ -21,9 +21,9 @@ import type { DhcpObject } from '../core/objects.js';
 import { netAlias, ownedIfname } from '../core/names.js';
 import { assignAddresses, serverAddress, type VirtAddressing } from '../ipam/ipam.js';
 import { serverNsName, SERVER_PORT_KIND, SERVER_ALIAS_PART } from '../core/names.js';
+import { formatHeader } from '../kinds/dhcp.js';
+import { SERVER_IF } from '../core/names.js';
 
-/** The server's interface inside its namespace. */
-export const SERVER_IF = 'lsdn0';
 /** DHCPv4 lease time. */
 export const LEASE_TIME = '1h';
 /** Router advertisement interval in seconds. */
@@ -59,36 +59,6 @@ function subnetParts(s: Subnet): { net: string; len: number; mask: string } {
     return { net: ipaddr.IPv4.networkAddressFromCIDR(cidr).toString(), len: p.len, mask: ipaddr.IPv4.subnetMaskFromPrefixLength(p.len).toString() };
   }
   return { net: ipaddr.IPv6.networkAddressFromCIDR(cidr).toString(), len: p.len, mask: '' };
-}
-
-/** Header lines of dnsmasq.conf: what the reader needs to rebuild the object without processes. */
-const HEADER = '# lsdn address server';
-
-export interface ServerHeader {
-  /** The host tag that named the namespace (serverHostTag): who may read it back as its own. */
-  host?: string;
-  alias: string;
-  port: string;
-  bridge: string;
-  addresses: string[];
-}
-
-export function formatHeader(h: ServerHeader): string[] {
-  return [HEADER, ...(h.host !== undefined ? [`# host ${h.host}`] : []), `# alias ${h.alias}`, `# port ${h.port}`, `# bridge ${h.bridge}`, `# addresses ${h.addresses.join(' ')}`];
-}
-
-/** Parse the header back (undefined: not a file lsdn wrote). */
-export function parseHeader(config: string): ServerHeader | undefined {
-  const lines = config.split('\n');
-  if (lines[0] !== HEADER) return undefined;
-  const get = (k: string) => lines.find((l) => l.startsWith(`# ${k} `))?.slice(k.length + 3) ?? (lines.includes(`# ${k}`) ? '' : undefined);
-  const alias = get('alias');
-  const port = get('port');
-  const bridge = get('bridge');
-  const addresses = get('addresses');
-  if (alias === undefined || port === undefined || bridge === undefined || addresses === undefined) return undefined;
-  const host = get('host');
-  return { ...(host !== undefined ? { host } : {}), alias, port, bridge, addresses: addresses.split(' ').filter(Boolean) };
 }
 
 export interface ServerInputs {

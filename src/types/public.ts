@@ -29,7 +29,7 @@ import type { Net } from '../model/netmodel.js';
 import { interfaceNameProblem, parsePrefix } from '../core/addr.js';
 import type { AddrObject, KernelObject, NftTableObject, SysctlObject } from '../core/objects.js';
 import { nftTableName } from '../core/names.js';
-import { canonicalNftLine } from '../policy/nft.js';
+import { canonicalNftLine } from '../kinds/nft.js';
 import type { NetworkType } from './plugin.js';
 
 export interface PublicOptions {

@@ -18,7 +18,7 @@ import { hasErrors, type Problem, type Severity } from '../core/problem.js';
 
 export { hasErrors };
 import { analyzeAddresses, assignAddresses, type VirtAddressing } from '../ipam/ipam.js';
-import { checkServing } from '../services/validate.js';
+import { checkServing } from './serving.js';
 
 /** The longest token bucket tc can express: 2^32 ticks of 1/15.625 µs, less a margin for the queue. */
 export const MAX_BUCKET_SECONDS = 274;

@@ -13,10 +13,13 @@ import { HostState, type QdiscObject } from '../../src/core/objects.js';
 import { planChanges } from '../../src/plan/plan.js';
 import { formatPlan } from '../../src/apply/format.js';
 import type { Netmodel } from '../../src/model/netmodel.js';
-import { canonicalNftLine, ruleLine } from '../../src/policy/nft.js';
+import { canonicalNftLine } from '../../src/kinds/nft.js';
+import { ruleLine } from '../../src/policy/firewall.js';
 import { virtChainName } from '../../src/core/names.js';
-import { sameQdisc, tbfLimitFromLatency, tbfQdisc } from '../../src/policy/shaping.js';
-import { parseTcRate, splitJsonValues } from '../../src/kernel/read.js';
+import { sameQdisc, tbfLimitFromLatency } from '../../src/kinds/qdisc.js';
+import { tbfQdisc } from '../../src/policy/shaping.js';
+import { parseTcRate } from '../../src/kinds/qdisc.js';
+import { splitJsonValues } from '../../src/kinds/iproute.js';
 import { assertGolden } from './golden.js';
 import { loadValid } from '../helpers/model.js';
 

@@ -7,7 +7,8 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { after, before } from 'node:test';
 import type { Netmodel } from '../../src/model/netmodel.js';
-import { labDown, labUp, type LabLayout } from '../../src/lab/lab.js';
+import { labDown, labUp } from '../../src/lab/lab.js';
+import type { LabLayout } from '../../src/lab/layout.js';
 import { applyInLab } from '../../src/lab/apply.js';
 import { deleteNamespacesWithPrefix, ensureNeighbourTableRoom, uniquePrefix } from './netns.js';
 

@@ -11,7 +11,8 @@ import { probeFeatures, typeSupport, type KernelFeatures } from '../../src/kerne
 import { Netmodel, type NetworkTypeName, type SettingsOptions } from '../../src/model/netmodel.js';
 import { NETWORK_TYPE_PLUGINS } from '../../src/types/registry.js';
 import { hasErrors, validate } from '../../src/validate/validate.js';
-import { labDown, labUp, type LabLayout } from '../../src/lab/lab.js';
+import { labDown, labUp } from '../../src/lab/lab.js';
+import type { LabLayout } from '../../src/lab/layout.js';
 import { applyInLab } from '../../src/lab/apply.js';
 import { formatMatrix, labCheck, type CheckReport } from '../../src/lab/check.js';
 import { deleteNamespacesWithPrefix, uniquePrefix } from './netns.js';

@@ -19,16 +19,17 @@ import { applyInLab } from '../../src/lab/apply.js';
 import { applyHost, destroyHost, planHost } from '../../src/apply/host.js';
 import { compileHost } from '../../src/compile/compile.js';
 import { ownedIfname } from '../../src/core/names.js';
-import { createServer } from '../../src/services/plan.js';
-import { readServers } from '../../src/services/read.js';
+import { createServer } from '../../src/kinds/dhcp.js';
+import { readServers } from '../../src/kernel/read/servers.js';
 import { formatPlan } from '../../src/apply/format.js';
 import { labCheck, formatMatrix } from '../../src/lab/check.js';
 import { slaacAddress } from '../../src/ipam/ipam.js';
 import { serverDir } from '../../src/services/dhcp.js';
 import { serverNsName } from '../../src/core/names.js';
-import { runServiceLines, serverPid } from '../../src/services/run.js';
-import { dhcpLease } from '../../src/services/client.js';
-import { OUTSIDE_ADDR } from '../../src/lab/serving.js';
+import { runServiceCommands, serverPid } from '../../src/kernel/services.js';
+import { serviceCommand as svc } from '../../src/core/plan.js';
+import { dhcpLease } from '../../src/lab/dhcp-client.js';
+import { OUTSIDE_ADDR } from '../../src/lab/layout.js';
 import { isRoot } from '../helpers/netns.js';
 import { servingLab } from '../helpers/serving.js';
 import { pingMany } from '../helpers/typelab.js';
@@ -245,10 +246,10 @@ describe('address serving: DHCPv4, SLAAC, public net (lab)', { skip }, () => {
     if (pid) process.kill(pid, 'SIGKILL');
     await new Kernel({ netns: phys('a') }).run('ip', ['link', 'del', 'dev', s.port]);
     const k = new Kernel({ netns: phys('a') });
-    assert.deepEqual(await runServiceLines(k, [{ tool: 'svc', line: `netns del ${s.name}` }, { tool: 'svc', line: `clean ${s.name}` }]), []);
+    assert.deepEqual(await runServiceCommands(k, [svc({ op: 'netns-del', ns: s.name }), svc({ op: 'clean', ns: s.name })]), []);
     const first = createServer(s)[0]!;
     assert.equal(first.line, `netns add ${s.name}`);
-    assert.deepEqual(await runServiceLines(k, [first]), []);
+    assert.deepEqual(await runServiceCommands(k, [first]), []);
     const hp = await planHost(lab.model, { phys: 'a', netns: phys('a') });
     const step = hp.plan.steps.find((x) => x.key === `dhcp ${s.name}`);
     assert.ok(step && !step.blocked && step.action === 'recreate', formatPlan(hp.plan, 'after the crash'));
@@ -269,7 +270,7 @@ describe('address serving: DHCPv4, SLAAC, public net (lab)', { skip }, () => {
     const have = compileHost(lab.model, 'b', { hostTag: hostB, runDir: lab.runDir }).get(`dhcp ${foreign}`);
     assert.ok(have && have.kind === 'dhcp');
     await k.run('ip', ['link', 'del', 'dev', have.port]);
-    assert.deepEqual(await runServiceLines(k, [{ tool: 'svc', line: `stop ${foreign}` }, { tool: 'svc', line: `netns del ${foreign}` }, { tool: 'svc', line: `clean ${foreign}` }]), []);
+    assert.deepEqual(await runServiceCommands(k, [svc({ op: 'stop', ns: foreign }), svc({ op: 'netns-del', ns: foreign }), svc({ op: 'clean', ns: foreign })]), []);
     await new Kernel().run('ip', ['netns', 'add', foreign]);
     try {
       const r = await applyHost(lab.model, { phys: 'b', netns: hostB });
@@ -289,7 +290,7 @@ describe('address serving: DHCPv4, SLAAC, public net (lab)', { skip }, () => {
     const cfg = compileHost(loadValid(modelText().replace(`name: ${CONTEXT}`, 'name: other'), 'x.yaml'), 'a', { hostTag: tag, runDir: lab.runDir });
     const obj = [...cfg.objects.values()].find((o) => o.kind === 'dhcp');
     assert.ok(obj && obj.kind === 'dhcp');
-    await runServiceLines(new Kernel(), [{ tool: 'svc', line: `netns add ${fake}`, input: obj.config }]);
+    await runServiceCommands(new Kernel(), [svc({ op: 'netns-add', ns: fake }, obj.config)]);
     try {
       assert.ok(existsSync(`/run/netns/${fake}`));
       const all = readServers(new Kernel(), undefined, new Map());

@@ -12,7 +12,8 @@ import { Kernel } from '../../src/kernel/exec.js';
 import { Netmodel, type Phys } from '../../src/model/netmodel.js';
 import { expectedReachability, formatMatrix, labCheck, type CheckReport, type PairResult } from '../../src/lab/check.js';
 import { LabError } from '../../src/core/errors.js';
-import { labDown, labLayout, labNamespaces, labPrefix, labProblems, labUp } from '../../src/lab/lab.js';
+import { labDown, labNamespaces, labUp } from '../../src/lab/lab.js';
+import { labLayout, labPrefix, labProblems } from '../../src/lab/layout.js';
 import { deleteNamespacesWithPrefix, isRoot } from '../helpers/netns.js';
 import { labPrefixFor } from '../helpers/typelab.js';
 

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { Kernel } from '../../src/kernel/exec.js';
-import { OUTSIDE_ADDR } from '../../src/lab/serving.js';
+import { OUTSIDE_ADDR } from '../../src/lab/layout.js';
 import { nftTableName } from '../../src/core/names.js';
 import { isRoot } from '../helpers/netns.js';
 import { servingLab } from '../helpers/serving.js';

@@ -12,7 +12,7 @@ import { Kernel } from '../../src/kernel/exec.js';
 import { Netmodel } from '../../src/model/netmodel.js';
 import { overlayMtu } from '../../src/compile/compile.js';
 import { qemuNetArgs } from '../../src/vm/generate.js';
-import { readHostState } from '../../src/kernel/read.js';
+import { readHostState } from '../../src/kernel/read/host.js';
 import { planHost } from '../../src/apply/host.js';
 import { isRoot } from '../helpers/netns.js';
 import { kernelSupport, labFor } from '../helpers/typelab.js';

@@ -22,7 +22,7 @@ import { compileHost, compileNet } from '../../src/compile/compile.js';
 import { HostState, objectKey, type KernelObject } from '../../src/core/objects.js';
 import { ownedIfname } from '../../src/core/names.js';
 import { Kernel } from '../../src/kernel/exec.js';
-import { readHostState } from '../../src/kernel/read.js';
+import { readHostState } from '../../src/kernel/read/host.js';
 import { formatReport } from '../../src/apply/format.js';
 import { LOCK_DIR, acquireLock } from '../../src/kernel/lock.js';
 import { LockBusyError } from '../../src/core/errors.js';

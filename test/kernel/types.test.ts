@@ -18,7 +18,7 @@ import { NETWORK_TYPE_PLUGINS } from '../../src/types/registry.js';
 import { ownedIfname } from '../../src/core/names.js';
 import { planHost } from '../../src/apply/host.js';
 import { labMoveVirt } from '../../src/lab/move.js';
-import type { LabLayout } from '../../src/lab/lab.js';
+import type { LabLayout } from '../../src/lab/layout.js';
 import { ensureNeighbourTableRoom, isRoot } from '../helpers/netns.js';
 import {
   applyAll, basicSpec, buildModel, checkLab, fdbOf, ifName, labFor, linksOf, pingMany, since,

@@ -6,8 +6,8 @@ import { Netmodel } from '../../src/model/netmodel.js';
 import { validate } from '../../src/validate/validate.js';
 import { compileHost } from '../../src/compile/compile.js';
 import { isServerNsName, serverHostTag, serverNsName } from '../../src/core/names.js';
-import { parseHeader } from '../../src/services/dhcp.js';
-import { planServer } from '../../src/services/plan.js';
+import { parseHeader } from '../../src/kinds/dhcp.js';
+import { planServer } from '../../src/kinds/dhcp.js';
 import type { DhcpObject } from '../../src/core/objects.js';
 
 function problems(text: string, opts: Parameters<typeof validate>[1] = {}) {

@@ -16,8 +16,10 @@ import { HostState, type DhcpObject, type NftTableObject, type TapObject } from 
 import { planChanges } from '../../src/plan/plan.js';
 import { validate, validateWithAddressing } from '../../src/validate/validate.js';
 import { assignAddresses } from '../../src/ipam/ipam.js';
-import { tapFromKernel, type IpLink } from '../../src/kernel/read.js';
-import { normalizeTapOwners, ownerId, parseIdFile, readOwnerIds, type OwnerIds } from '../../src/vm/owners.js';
+import { tapFromKernel } from '../../src/kinds/tap.js';
+import type { IpLink } from '../../src/kinds/iproute.js';
+import { normalizeTapOwners, ownerId, parseIdFile, type OwnerIds } from '../../src/kinds/tap.js';
+import { readOwnerIds } from '../../src/kernel/owners.js';
 import { hostsFilePath, serverOfBridge, servingGaps } from '../../src/vm/serving.js';
 import { ownedIfname } from '../../src/core/names.js';
 import type { Netmodel } from '../../src/model/netmodel.js';

@@ -1,7 +1,8 @@
 /**
- * Runs `svc` plan lines (src/services/plan.ts): network namespaces of address servers, their
- * runtime files, dnsmasq processes and sysctls. Tools still run only through a Kernel (and so
- * are counted); consecutive `ns NS ...` lines become one `ip -n NS -force -batch` process.
+ * Runs the service steps of a plan (typed ServiceOps, src/core/plan.ts; made by src/kinds/dhcp.ts
+ * and sysctl.ts): network namespaces of address servers, their runtime files, dnsmasq processes
+ * and sysctls. Tools still run only through a Kernel (and so are counted); consecutive `ns NS
+ * ...` steps become one `ip -n NS -force -batch` process. As printed:
  *
  *   netns add NS            fails when /run/netns/NS exists; else writes the input (the marked
  *                           dnsmasq.conf) into the runtime dir, then ip netns add
@@ -15,10 +16,10 @@
  *   sysctl KEY=VALUE        sysctl -w in the host's namespace
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync, chmodSync, existsSync } from 'node:fs';
-import { Kernel } from '../kernel/exec.js';
+import { Kernel } from './exec.js';
 import { KernelError } from '../core/errors.js';
-import type { Command } from '../core/command.js';
-import { serverDir } from './dhcp.js';
+import { isServiceCommand, type Command, type ServiceCommand } from '../core/plan.js';
+import { serverDir } from '../services/dhcp.js';
 
 export interface ServiceFailure {
   /** Index of the failed command in the list given. */
@@ -105,7 +106,16 @@ async function stop(kernel: Kernel, ns: string, count: (k: Kernel) => void): Pro
   kernel.stats.operations++;
 }
 
-export async function runServiceLines(kernel: Kernel, cmds: Command[]): Promise<ServiceFailure[]> {
+/** A failed service step: the kernel-boundary error, with the step's line as its batch line. */
+function stepError(c: Command, message: string, command: string[] = [], stderr = ''): KernelError {
+  return new KernelError(message, command, stderr, null, undefined, c.line);
+}
+
+/**
+ * Run service commands in order; returns the failed ones (by index) with the error's message.
+ * Every failure is a KernelError (what ran, the step's line, what it answered).
+ */
+export async function runServiceCommands(kernel: Kernel, cmds: Command[]): Promise<ServiceFailure[]> {
   const failures: ServiceFailure[] = [];
   const count = (k: Kernel) => {
     kernel.stats.processes += k.stats.processes;
@@ -113,16 +123,18 @@ export async function runServiceLines(kernel: Kernel, cmds: Command[]): Promise<
   };
   let i = 0;
   while (i < cmds.length) {
-    const line = cmds[i]!.line;
-    const [verb, ns = '', ...rest] = line.split(' ');
+    const c = cmds[i]!;
     try {
-      switch (verb) {
+      if (!isServiceCommand(c)) throw stepError(c, `not a service step: "${c.line}"`);
+      const s = c.service;
+      switch (s.op) {
         case 'ns': {
           // One batch for the consecutive lines of one namespace.
           let end = i;
-          while (end < cmds.length && cmds[end]!.line.startsWith(`ns ${ns} `)) end++;
-          const lines = cmds.slice(i, end).map((c) => c.line.slice(`ns ${ns} `.length));
-          const k = new Kernel({ netns: ns });
+          const inNs = (x: Command | undefined) => x !== undefined && isServiceCommand(x) && x.service.op === 'ns' && x.service.ns === s.ns;
+          while (end < cmds.length && inNs(cmds[end])) end++;
+          const lines = cmds.slice(i, end).map((x) => ((x as ServiceCommand).service as { line: string }).line);
+          const k = new Kernel({ netns: s.ns });
           try {
             for (const f of await k.batchForce('ip', lines)) failures.push({ index: i + f.line - 1, message: f.message });
           } catch (e) {
@@ -132,58 +144,58 @@ export async function runServiceLines(kernel: Kernel, cmds: Command[]): Promise<
           i = end;
           continue;
         }
-        case 'netns': {
-          const name = rest[0] ?? '';
+        case 'netns-add':
+        case 'netns-del': {
           const k = new Kernel();
           try {
-            if (ns === 'add') {
+            if (s.op === 'netns-add') {
               // Never adopt a namespace lsdn did not create (the reader would take the marker as ownership).
-              if (existsSync(`/run/netns/${name}`)) throw new Error(`network namespace ${name} exists but is not lsdn's; remove it (ip netns del ${name})`);
-              if (cmds[i]!.input !== undefined) writeRuntimeFile(name, CONF, cmds[i]!.input ?? '');
-              await k.run('ip', ['netns', 'add', name], { mutates: true });
-            } else if (existsSync(`/run/netns/${name}`)) await k.run('ip', ['netns', 'del', name], { mutates: true });
+              if (existsSync(`/run/netns/${s.ns}`)) throw stepError(c, `network namespace ${s.ns} exists but is not lsdn's; remove it (ip netns del ${s.ns})`);
+              if (c.input !== undefined) writeRuntimeFile(s.ns, CONF, c.input ?? '');
+              await k.run('ip', ['netns', 'add', s.ns], { mutates: true });
+            } else if (existsSync(`/run/netns/${s.ns}`)) await k.run('ip', ['netns', 'del', s.ns], { mutates: true });
           } finally {
             count(k);
           }
           break;
         }
         case 'write': {
-          writeRuntimeFile(ns, rest[0] ?? '', cmds[i]!.input ?? '');
+          writeRuntimeFile(s.ns, s.file, c.input ?? '');
           kernel.stats.operations++;
           break;
         }
         case 'start': {
-          rmSync(`${serverDir(ns)}/${PID}`, { force: true });
-          const k = new Kernel({ netns: ns });
+          rmSync(`${serverDir(s.ns)}/${PID}`, { force: true });
+          const k = new Kernel({ netns: s.ns });
           try {
-            await k.run('dnsmasq', [confArg(ns)], { mutates: true });
+            await k.run('dnsmasq', [confArg(s.ns)], { mutates: true });
           } finally {
             count(k);
           }
           break;
         }
         case 'stop':
-          await stop(kernel, ns, count);
+          await stop(kernel, s.ns, count);
           break;
         case 'reload': {
-          const pid = serverPid(ns);
-          if (pid === undefined) throw new Error(`dnsmasq of ${ns} is not running`);
+          const pid = serverPid(s.ns);
+          if (pid === undefined) throw stepError(c, `dnsmasq of ${s.ns} is not running`, ['kill', '-HUP']);
           process.kill(pid, 'SIGHUP');
           kernel.stats.operations++;
           break;
         }
         case 'clean':
-          rmSync(serverDir(ns), { recursive: true, force: true });
+          rmSync(serverDir(s.ns), { recursive: true, force: true });
           kernel.stats.operations++;
           break;
         case 'sysctl':
-          await kernel.run('sysctl', ['-q', '-w', ns], { mutates: true });
+          await kernel.run('sysctl', ['-q', '-w', `${s.key}=${s.value}`], { mutates: true });
           break;
-        default:
-          throw new Error(`unknown service line "${line}"`);
       }
     } catch (e) {
-      failures.push({ index: i, message: e instanceof KernelError ? e.message : (e as Error).message });
+      // Files and signals fail with node's errors: they cross the same boundary.
+      const err = e instanceof KernelError ? e : stepError(c, (e as Error).message);
+      failures.push({ index: i, message: err.message });
     }
     i++;
   }

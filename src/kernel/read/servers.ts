@@ -1,5 +1,5 @@
 /**
- * Reading address servers and sysctls back, without a process per server: the namespaces are
+ * Reading address servers and sysctls back (decoded by src/kinds/dhcp.ts and sysctl.ts), without a process per server: the namespaces are
  * the entries of /run/netns, a server's options its runtime dir's files (dnsmasq.conf starts
  * with a header naming its veth, bridge and addresses), its veth host end a link the host's
  * `ip addr show` already listed, and "running" a pid file whose /proc/PID/cmdline is this
@@ -7,21 +7,13 @@
  * dnsmasq or a changed file as drift, and apply repairs it.
  */
 import { readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
-import type { Kernel } from '../kernel/exec.js';
-import type { DhcpObject, SysctlObject } from '../core/objects.js';
-import { parseAlias } from '../core/names.js';
-import { isServerNsName, serverHostTag, serverNsName } from '../core/names.js';
-import { parseHeader, runDir, serverDir } from './dhcp.js';
-import { serverPid } from './run.js';
-
-/** What the reader knows of a link (subset of read.ts' LinkFact). */
-export interface PortFact {
-  name: string;
-  mtu: number;
-  up: boolean;
-  master?: string;
-  alias?: string;
-}
+import type { Kernel } from '../exec.js';
+import type { DhcpObject, SysctlObject } from '../../core/objects.js';
+import { isServerNsName, parseAlias, serverHostTag, serverNsName } from '../../core/names.js';
+import { parseHeader, serverFromKernel, type PortFact } from '../../kinds/dhcp.js';
+import { sysctlsFromKernel } from '../../kinds/sysctl.js';
+import { runDir, serverDir } from '../../services/dhcp.js';
+import { serverPid } from '../services.js';
 
 function readText(path: string): string | undefined {
   try {
@@ -101,30 +93,20 @@ export function readServers(kernel: Kernel, context: string | undefined, ports: 
     // A server whose namespace is gone is read as an empty shell, to be deleted or recreated.
     const present = entries.has(ns);
     const pid = present ? serverPid(ns) : undefined;
-    out.push({
-      kind: 'dhcp',
-      name: ns,
-      port: port?.name ?? '',
-      bridge: port?.master ?? '',
-      alias: port?.alias ?? '',
-      mtu: port?.mtu ?? 0,
-      up: port?.up ?? false,
-      addresses: present ? (header?.addresses ?? []) : [],
-      config: present ? config : '',
-      hosts: present ? (readText(`${dir}/hosts`) ?? '') : '',
+    out.push(serverFromKernel({
+      ns, config, hosts: present ? (readText(`${dir}/hosts`) ?? '') : '', ...(port ? { port } : {}), present,
       running: pid !== undefined && inNamespace(pid, ns),
-    });
+    }));
   }
   return out;
 }
 
 /** Current values of sysctls in the kernel's namespace (one process for all). */
-export async function readSysctls(kernel: Kernel, keys: string[]): Promise<SysctlObject[]> {
+export async function readSysctls(kernel: Kernel, keys: readonly string[]): Promise<SysctlObject[]> {
   if (!keys.length) return [];
   try {
     const { stdout } = await kernel.run('sysctl', ['-n', ...keys]);
-    const values = stdout.split('\n').map((l) => l.trim());
-    return keys.map((key, i) => ({ kind: 'sysctl', key, value: values[i] ?? '' }) as SysctlObject);
+    return sysctlsFromKernel(keys, stdout);
   } catch {
     return [];
   }

@@ -32,6 +32,7 @@ import type { VirtAddressing } from '../ipam/ipam.js';
 import type { LocalNet } from '../types/plugin.js';
 import { servesAddresses } from '../services/dhcp.js';
 import { nftTableName, virtChainName } from '../core/names.js';
+import { canonicalNftLine } from '../kinds/nft.js';
 
 /** The packet-mark bit that carries "reply to the VM's own connection" from the inet table to the bridge table. */
 export const STATEFUL_MARK = 0x00800000;
@@ -43,59 +44,6 @@ export const BRIDGE_HOOKS = {
   postrouting: 'type filter hook postrouting priority 0; policy accept;',
 } as const;
 export const INET_FORWARD_HOOK = 'type filter hook forward priority filter; policy accept;';
-
-// ---- canonical text ---------------------------------------------------------------------------
-
-/** Split at top-level commas, outside double quotes. */
-function splitElements(inner: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  let quoted = false;
-  for (const c of inner) {
-    if (c === '"') quoted = !quoted;
-    if (c === ',' && !quoted) {
-      out.push(cur.trim());
-      cur = '';
-    } else {
-      cur += c;
-    }
-  }
-  if (cur.trim()) out.push(cur.trim());
-  return out;
-}
-
-/**
- * A rule line in canonical form: the elements of every anonymous set `{ a, b }` sorted (nft
- * prints them in its own order: hash order for maps, numeric for intervals). Both the compiler
- * and the reader pass lines through this, so equal rule sets compare equal.
- */
-export function canonicalNftLine(line: string): string {
-  const t = line.trim();
-  if (t.startsWith('type ')) return t;
-  let out = '';
-  let i = 0;
-  let quoted = false;
-  while (i < t.length) {
-    const c = t[i] as string;
-    if (c === '"') quoted = !quoted;
-    if (c === '{' && !quoted) {
-      // Find the matching "}" (sets do not nest in lsdn's lines).
-      let j = i + 1;
-      let q = false;
-      while (j < t.length && (q || t[j] !== '}')) {
-        if (t[j] === '"') q = !q;
-        j++;
-      }
-      const elems = splitElements(t.slice(i + 1, j)).sort();
-      out += `{ ${elems.join(', ')} }`;
-      i = j + 1;
-      continue;
-    }
-    out += c;
-    i++;
-  }
-  return out;
-}
 
 /** `{ a, b }` for several values, the bare value for one (how nft prints a one-element set). */
 function set(values: string[]): string {

@@ -6,7 +6,7 @@
 import type { Netmodel } from '../model/netmodel.js';
 import type { TypeCheckContext } from '../types/plugin.js';
 import { isNetworkType, networkType, networkTypes } from '../types/registry.js';
-import { served } from './dhcp.js';
+import { served } from '../services/dhcp.js';
 
 export function checkServing(model: Netmodel, c: TypeCheckContext): void {
   for (const s of model.settings.values()) for (const t of networkTypes()) t.checks?.lateOptions?.(s, c);
