@@ -1,4 +1,5 @@
 /** Human output of plans and apply reports (the CLI, lsctl and the lab print them). */
+import type { Problem } from '../core/problem.js';
 import type { Plan, Step } from '../plan/plan.js';
 import type { ExecuteReport } from './execute.js';
 
@@ -41,4 +42,12 @@ export function reportJson(report: ExecuteReport): unknown {
     processes: report.processes,
     steps: report.results.map((r) => ({ status: r.status, action: r.step.action, key: r.step.key, error: r.error ?? null, failedLine: r.failedLine ?? null })),
   };
+}
+
+/**
+ * Problems as the CLI's JSON prints them: without `path` (the library's; the CLI's JSON output
+ * is kept as it was).
+ */
+export function problemsJson(problems: Problem[]): unknown[] {
+  return problems.map(({ path: _path, ...p }) => p);
 }

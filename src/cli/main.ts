@@ -13,7 +13,7 @@ import { applyHost, destroyHost, planHost, requireRoot } from '../apply/host.js'
 import { ModelInvalidError, UsageError } from '../core/errors.js';
 import { KernelError } from '../core/errors.js';
 import { LockBusyError } from '../core/errors.js';
-import { formatPlan, formatReport, planJson, reportJson } from '../apply/format.js';
+import { problemsJson, formatPlan, formatReport, planJson, reportJson } from '../apply/format.js';
 import { formatProblems } from '../core/problem.js';
 import { registerLab } from './lab.js';
 import { registerDoctor } from './doctor.js';
@@ -45,7 +45,7 @@ export function buildProgram(): Command {
     .action(async (file: string, o: { phys?: string; json?: boolean }) => {
       const { model, problems: loadProblems } = await loadModelFile(file);
       const problems = [...loadProblems, ...(model ? validate(model, o.phys ? { physes: [o.phys] } : {}) : [])];
-      if (o.json) out(JSON.stringify({ valid: !hasErrors(problems), problems }, null, 2));
+      if (o.json) out(JSON.stringify({ valid: !hasErrors(problems), problems: problemsJson(problems) }, null, 2));
       if (problems.length) err(formatProblems(problems));
       if (hasErrors(problems)) throw new Exit(2);
       if (!o.json) out(`${file}: valid (${model?.nets.size ?? 0} nets, ${model?.physes.size ?? 0} physes, ${model?.virts().length ?? 0} virts)`);
@@ -68,7 +68,7 @@ export function buildProgram(): Command {
     const { model } = await loadOrExit(file, o.json);
     const hp = await planHost(model, { phys: o.phys, netns: o.netns });
     printWarnings(hp.warnings);
-    if (o.json) out(JSON.stringify({ phys: hp.phys.name, changes: planJson(hp.plan), problems: hp.problems }, null, 2));
+    if (o.json) out(JSON.stringify({ phys: hp.phys.name, changes: planJson(hp.plan), problems: problemsJson(hp.problems) }, null, 2));
     else {
       const text = formatPlan(hp.plan, `plan for phys ${hp.phys.name}${o.netns ? ` (netns ${o.netns})` : ''}`);
       out(o.commands ? text : text.split('\n').filter((l) => !l.startsWith('    ') || l.includes('BLOCKED')).join('\n'));

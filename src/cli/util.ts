@@ -4,6 +4,7 @@ import { hasErrors } from '../validate/validate.js';
 import type { Problem } from '../core/problem.js';
 import type { Netmodel } from '../model/netmodel.js';
 import { formatProblems } from '../core/problem.js';
+import { problemsJson } from '../apply/format.js';
 
 /** Exit with a code from inside an action. */
 export class Exit extends Error {
@@ -19,7 +20,7 @@ export const err = (s: string) => process.stderr.write(s.endsWith('\n') ? s : `$
 export async function loadOrExit(file: string, json = false): Promise<{ model: Netmodel; problems: Problem[] }> {
   const { model, problems } = await loadModelFile(file);
   if (!model || hasErrors(problems)) {
-    if (json) out(JSON.stringify({ valid: false, problems }, null, 2));
+    if (json) out(JSON.stringify({ valid: false, problems: problemsJson(problems) }, null, 2));
     err(formatProblems(problems));
     throw new Exit(2);
   }

@@ -13,6 +13,11 @@ export interface Problem {
   object: string;
   /** Where the offending field (or else the object) was written. */
   loc?: SourceLoc;
+  /**
+   * The offending field (or else the object) as a path in the file form of the model:
+   * `['nets', 'blue', 'virts', 'web', 'if']`, `['settings', 'default', 'port']` (not printed).
+   */
+  path?: (string | number)[];
 }
 
 /** "FILE:LINE:COL: error: OBJECT: MESSAGE", or "error: OBJECT: MESSAGE" when the location is unknown. */

@@ -89,7 +89,7 @@ export function loadModelText(text: string, file = '<input>'): LoadResult {
   const loc = new Locator(doc, lc, file);
   const problems: Problem[] = [];
   const problem = (code: string, path: Path, message: string, at?: SourceLoc) =>
-    problems.push({ code, severity: 'error', message, object: objectName(path), loc: at ?? loc.value(path) });
+    problems.push({ code, severity: 'error', message, object: objectName(path), loc: at ?? loc.value(path), path });
 
   for (const e of doc.errors) {
     const pos = e.linePos?.[0];

@@ -26,7 +26,7 @@ import {
 import { labDhcpClients, removeServerDirs } from './serving.js';
 
 // The lab's layout (names, addresses, what keeps a model from being a lab) is layout.ts's.
-export { labLayout, labPrefix, labProblems, labVirts, type LabLayout, type LabOptions } from './layout.js';
+export { labLayout, labLine, labPrefix, labProblems, labReport, labVirts, type LabLayout, type LabOptions } from './layout.js';
 
 // ---------------------------------------------------------------------------------------------
 

@@ -4,7 +4,11 @@
  * as a lab. See lab.ts for what the names stand for.
  */
 import { createHash } from 'node:crypto';
-import { interfaceNameProblem, normalizeMac, parsePrefix } from '../core/addr.js';
+import { parsePrefix } from '../core/addr.js';
+import type { Located } from '../core/location.js';
+import type { Problem } from '../core/problem.js';
+import { validate } from '../validate/validate.js';
+import { Report } from '../validate/report.js';
 import type { Netmodel, Phys, Virt } from '../model/netmodel.js';
 import { assignAddresses } from '../ipam/ipam.js';
 import { served, servesAddresses } from '../services/dhcp.js';
@@ -147,43 +151,64 @@ export function labLayout(model: Netmodel, opts: LabOptions = {}): LabLayout {
   };
 }
 
-/** What keeps the model from being built as a lab (empty when nothing). */
-export function labProblems(model: Netmodel, layout: LabLayout): string[] {
-  const problems: string[] = [];
+/**
+ * The validation checks of what the lab builds from the model itself: interface names, MACs,
+ * underlay MTUs. The lab takes them from validation (the same report, the same words); a lab
+ * needs no valid lsdn model otherwise (its `apply` may be anything: tests wire it by hand).
+ */
+const LAB_VALIDATION = new Set(['phys-if-invalid', 'phys-mtu-invalid', 'virt-if-invalid', 'virt-mac-invalid']);
+
+/**
+ * What keeps the model from being built as a lab, as one report: validation's problems of what
+ * the lab builds (LAB_VALIDATION, on the physes and the virts it makes), and the lab's own
+ * checks (`lab-*`): every phys needs an underlay interface and address (distinct ones), and
+ * every connected virt an interface of its own on its phys and addresses the lab can set.
+ */
+export function labReport(model: Netmodel, layout: LabLayout): Problem[] {
+  const report = new Report(model);
+  const built = new Set([...[...model.physes.keys()].map((n) => `phys ${n}`), ...labVirts(model).map((v) => `virt ${v.id}`)]);
+  report.problems.push(...validate(model).filter((p) => LAB_VALIDATION.has(p.code) && built.has(p.object)));
+  const lab = (code: string, object: string, message: string, at: Located, field?: string) => report.add('error', `lab-${code}`, object, message, at, field);
   const physIps = new Map<string, string>();
   for (const p of model.physes.values()) {
-    if (!p.if) problems.push(`phys "${p.name}": no underlay interface ("if")`);
-    else {
-      const why = interfaceNameProblem(p.if);
-      if (why) problems.push(`phys "${p.name}": interface name "${p.if}" ${why}`);
-    }
-    if (!p.ip) problems.push(`phys "${p.name}": no underlay address ("ip")`);
-    else if (!layout.physAddrs.has(p.name)) problems.push(`phys "${p.name}": "${p.ip}" is not an IP address`);
+    const label = `phys ${p.name}`;
+    if (!p.if) lab('phys-if-missing', label, 'no underlay interface ("if")', p, 'if');
+    if (!p.ip) lab('phys-ip-missing', label, 'no underlay address ("ip")', p, 'ip');
+    else if (!layout.physAddrs.has(p.name)) lab('phys-ip-invalid', label, `"${p.ip}" is not an IP address`, p, 'ip');
     else {
       const ip = (layout.physAddrs.get(p.name) as string).split('/')[0] as string;
       const other = physIps.get(ip);
-      if (other) problems.push(`phys "${p.name}": address ${ip} is also phys "${other}"'s`);
+      if (other) lab('phys-ip-duplicate', label, `address ${ip} is also phys "${other}"'s`, p, 'ip');
       else physIps.set(ip, p.name);
     }
-    if (p.mtu !== undefined && (!Number.isInteger(p.mtu) || p.mtu < 68)) problems.push(`phys "${p.name}": bad mtu ${p.mtu}`);
   }
   const ifs = new Map<string, string>(); // "phys\0if" -> owner
   for (const p of model.physes.values()) if (p.if) ifs.set(`${p.name}\0${p.if}`, `phys "${p.name}"'s underlay interface`);
   for (const v of labVirts(model)) {
     const phys = v.phys as Phys;
-    if (!v.if) problems.push(`virt "${v.id}": connected to "${phys.name}" without an interface name ("if")`);
+    const label = `virt ${v.id}`;
+    if (!v.if) lab('virt-if-missing', label, `connected to "${phys.name}" without an interface name ("if")`, v, 'if');
     else {
-      const why = interfaceNameProblem(v.if);
-      if (why) problems.push(`virt "${v.id}": interface name "${v.if}" ${why}`);
       const key = `${phys.name}\0${v.if}`;
       const owner = ifs.get(key);
-      if (owner) problems.push(`virt "${v.id}": interface "${v.if}" on "${phys.name}" is also ${owner}`);
+      if (owner) lab('virt-if-taken', label, `interface "${v.if}" on "${phys.name}" is also ${owner}`, v, 'if');
       else ifs.set(key, `virt "${v.id}"'s`);
     }
-    if (v.mac !== undefined && !normalizeMac(v.mac)) problems.push(`virt "${v.id}": bad MAC "${v.mac}"`);
-    for (const ip of v.ips) if (!parsePrefix(ip)) problems.push(`virt "${v.id}": bad address "${ip}"`);
+    // (The lab also takes an address without a prefix length: a host address.)
+    for (const ip of v.ips) if (!parsePrefix(ip)) lab('virt-ip-invalid', label, `bad address "${ip}"`, v, 'ips');
   }
-  return problems;
+  return report.problems;
+}
+
+/** A problem as the lab words it: `KIND "NAME": MESSAGE` (`phys "a": no underlay interface ("if")`). */
+export function labLine(p: Problem): string {
+  const sp = p.object.indexOf(' ');
+  return sp < 0 ? `${p.object}: ${p.message}` : `${p.object.slice(0, sp)} "${p.object.slice(sp + 1)}": ${p.message}`;
+}
+
+/** What keeps the model from being built as a lab, one line each (empty when nothing): labReport's. */
+export function labProblems(model: Netmodel, layout: LabLayout): string[] {
+  return labReport(model, layout).map(labLine);
 }
 
 /** The outside world of a lab (documentation range, RFC 5737). */

@@ -5,7 +5,7 @@
  * API, validates, commits and prints (through the answer, so the output keeps its order with
  * the script's own).
  */
-import { Netmodel, type Direction, type IpProto, type Net, type Phys, type RuleSpec, type Virt } from '../model/netmodel.js';
+import { Netmodel, type Direction, type Net, type Phys, type RuleSpec, type SettingsOptions, type Virt } from '../model/netmodel.js';
 import { isNetworkType } from '../types/registry.js';
 import type { SourceLoc } from '../core/location.js';
 import { parseRate, parseSize } from '../model/units.js';
@@ -65,6 +65,63 @@ function numOrText(v: string | undefined): number | string | undefined {
   return /^\d+$/.test(v) ? Number(v) : v;
 }
 
+/** One option of an lsdn:: command: the model field it sets (for its location too), and how its value reads. */
+interface OptionSpec {
+  opt: string;
+  field: string;
+  read?: (v: string | string[] | undefined) => unknown;
+}
+
+/**
+ * The options of each command that set a model field, once: the values they give and where
+ * they were written (a field's location is its command's place). Options without a field
+ * (-remove, -net, -phys as a scope, -...Clear) are the commands' own.
+ */
+const OPTIONS = {
+  settings: [
+    { opt: '-name', field: 'name' },
+    { opt: '-port', field: 'port', read: int },
+    { opt: '-mcastIp', field: 'mcastIp', read: str },
+    { opt: '-ttl', field: 'ttl', read: int },
+    { opt: '-vni', field: 'vni', read: int },
+    { opt: '-if', field: 'iface', read: str },
+  ],
+  net: [
+    { opt: '-vid', field: 'vid' },
+    { opt: '-settings', field: 'settings' },
+    { opt: '-mtu', field: 'mtu', read: int },
+  ],
+  phys: [
+    { opt: '-if', field: 'if', read: str },
+    { opt: '-ip', field: 'ip', read: str },
+    { opt: '-mtu', field: 'mtu', read: int },
+  ],
+  virt: [
+    { opt: '-mac', field: 'mac' },
+    { opt: '-if', field: 'if' },
+    { opt: '-ip', field: 'ips' },
+    { opt: '-mtu', field: 'mtu' },
+    { opt: '-phys', field: 'phys' },
+  ],
+  rule: [
+    ...(['srcIp', 'dstIp', 'srcMac', 'dstMac'] as const).map((f) => ({ opt: `-${f}`, field: f, read: str })),
+    { opt: '-proto', field: 'proto', read: str },
+    ...(['srcPort', 'dstPort', 'icmpType'] as const).map((f) => ({ opt: `-${f}`, field: f, read: (v: string | string[] | undefined) => numOrText(str(v)) })),
+  ],
+  rate: [
+    { opt: '-avg', field: 'avg' },
+    { opt: '-burst', field: 'burst' },
+    { opt: '-burstRate', field: 'peak' },
+  ],
+} satisfies Record<string, OptionSpec[]>;
+
+/** The values of the options given (those with a reader), by field. */
+function optionValues(req: LsctlRequest, specs: readonly OptionSpec[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const o of specs) if (o.read && req.opts[o.opt] !== undefined) out[o.field] = o.read(req.opts[o.opt]);
+  return out;
+}
+
 /** LSDN's rates: a bare number is bytes per second; units as tc's (1024-based). */
 export function parseLsctlRate(text: string): number {
   return /^\s*\d+(\.\d+)?\s*$/.test(text) ? parseRate(`${text.trim()}bps`) : parseRate(text);
@@ -103,10 +160,10 @@ export class LsctlSession {
   }
 
   /** Field locations: every option given on the command, at the command's place. */
-  private fields(req: LsctlRequest, map: Record<string, string>): Record<string, SourceLoc | undefined> {
+  private fields(req: LsctlRequest, specs: readonly OptionSpec[]): Record<string, SourceLoc | undefined> {
     const loc = this.loc(req);
     const out: Record<string, SourceLoc | undefined> = {};
-    for (const [opt, field] of Object.entries(map)) if (opt in req.opts) out[field] = loc;
+    for (const o of specs) if (o.opt in req.opts) out[o.field] = loc;
     return out;
   }
 
@@ -163,15 +220,8 @@ export class LsctlSession {
         }
         if (!isNetworkType(type)) return;
         this.model
-          .addSettings(type, {
-            name,
-            ...(o['-port'] !== undefined ? { port: int(o['-port']) } : {}),
-            ...(o['-mcastIp'] !== undefined ? { mcastIp: str(o['-mcastIp']) } : {}),
-            ...(o['-ttl'] !== undefined ? { ttl: int(o['-ttl']) } : {}),
-            ...(o['-vni'] !== undefined ? { vni: int(o['-vni']) } : {}),
-            ...(o['-if'] !== undefined ? { iface: str(o['-if']) } : {}),
-          })
-          .setLoc(loc, { type: loc, ...this.fields(req, { '-name': 'name', '-port': 'port', '-mcastIp': 'mcastIp', '-ttl': 'ttl', '-vni': 'vni', '-if': 'iface' }) });
+          .addSettings(type, { name, ...(optionValues(req, OPTIONS.settings) as SettingsOptions) })
+          .setLoc(loc, { type: loc, ...this.fields(req, OPTIONS.settings) });
         return;
       }
 
@@ -195,10 +245,10 @@ export class LsctlSession {
         const net = this.model.addNet(name, {
           ...(vid !== undefined ? { vid } : {}),
           ...(settings !== undefined ? { settings } : {}),
-          ...(o['-mtu'] !== undefined ? { mtu: int(o['-mtu']) } : {}),
+          ...optionValues(req, OPTIONS.net),
         });
         if (!existing) net.setLoc(loc, { name: loc, vid: loc });
-        net.setLoc(undefined, this.fields(req, { '-vid': 'vid', '-settings': 'settings', '-mtu': 'mtu' }));
+        net.setLoc(undefined, this.fields(req, OPTIONS.net));
         if (phys) net.attach(phys);
         return net.name;
       }
@@ -214,12 +264,12 @@ export class LsctlSession {
         const name = given ?? this.generatedName(this.model.physes);
         const existing = this.model.phys(name);
         const phys = this.model.addPhys(name, {
-          ...(o['-if'] !== undefined ? { if: str(o['-if']) } : o['-ifClear'] !== undefined ? { if: undefined } : {}),
-          ...(o['-ip'] !== undefined ? { ip: str(o['-ip']) } : o['-ipClear'] !== undefined ? { ip: undefined } : {}),
-          ...(o['-mtu'] !== undefined ? { mtu: int(o['-mtu']) } : {}),
+          ...(o['-ifClear'] !== undefined ? { if: undefined } : {}),
+          ...(o['-ipClear'] !== undefined ? { ip: undefined } : {}),
+          ...optionValues(req, OPTIONS.phys),
         });
         if (!existing) phys.setLoc(loc, { name: loc });
-        phys.setLoc(undefined, this.fields(req, { '-if': 'if', '-ip': 'ip', '-mtu': 'mtu' }));
+        phys.setLoc(undefined, this.fields(req, OPTIONS.phys));
         if (net) net.attach(phys);
         return phys.name;
       }
@@ -247,7 +297,7 @@ export class LsctlSession {
         else if (o['-if'] !== undefined) virt.connect(virt.phys ?? virt.physRef, ifname);
         if (!existing) virt.setLoc(loc, { name: loc });
         virt.setLoc(undefined, {
-          ...this.fields(req, { '-mac': 'mac', '-if': 'if', '-ip': 'ips', '-mtu': 'mtu', '-phys': 'phys' }),
+          ...this.fields(req, OPTIONS.virt),
           ...(req.ctx.phys !== undefined ? { phys: loc } : {}),
         });
         return tclList([net.name, virt.name]);
@@ -299,21 +349,8 @@ export class LsctlSession {
       case 'rule': {
         const virt = this.virtOf(req);
         const [dir, prio, action] = req.args as [Direction, string, 'drop' | 'accept'];
-        const spec: RuleSpec = { priority: Number(prio), action };
-        for (const f of ['srcIp', 'dstIp', 'srcMac', 'dstMac'] as const) {
-          const v = str(o[`-${f}`]);
-          if (v !== undefined) spec[f] = v;
-        }
-        if (o['-proto'] !== undefined) spec.proto = str(o['-proto']) as IpProto;
-        for (const f of ['srcPort', 'dstPort', 'icmpType'] as const) {
-          const v = numOrText(str(o[`-${f}`]));
-          if (v !== undefined) spec[f] = v;
-        }
-        const fields = this.fields(req, {
-          '-srcIp': 'srcIp', '-dstIp': 'dstIp', '-srcMac': 'srcMac', '-dstMac': 'dstMac',
-          '-proto': 'proto', '-srcPort': 'srcPort', '-dstPort': 'dstPort', '-icmpType': 'icmpType',
-        });
-        virt.rule(dir, spec).setLoc(loc, { priority: loc, action: loc, ...fields });
+        const spec: RuleSpec = { priority: Number(prio), action, ...(optionValues(req, OPTIONS.rule) as Partial<RuleSpec>) };
+        virt.rule(dir, spec).setLoc(loc, { priority: loc, action: loc, ...this.fields(req, OPTIONS.rule) });
         return;
       }
 
@@ -331,7 +368,7 @@ export class LsctlSession {
         const burst = parse('-burst', parseSize);
         const peak = o['-burstRate'] !== undefined ? parse('-burstRate', parseLsctlRate) : undefined;
         virt.rate(dir, { avg, burst, ...(peak !== undefined ? { peak } : {}) });
-        virt.rates[dir]?.setLoc(loc, this.fields(req, { '-avg': 'avg', '-burst': 'burst', '-burstRate': 'peak' }));
+        virt.rates[dir]?.setLoc(loc, this.fields(req, OPTIONS.rate));
         return;
       }
 
