@@ -73,10 +73,23 @@ test('golden: the bundled example, every host', () => {
   for (const phys of model.physes.keys()) assertGolden(`example-${phys}.txt`, render(model, phys));
 });
 
-test('compile is deterministic: same model, same state, whatever the declaration order of physes', () => {
-  const m1 = load(typeModel('vxlan/static'));
-  const m2 = load(typeModel('vxlan/static').replace(/( {2}a: .*\n)( {2}b: .*\n)( {2}c: .*\n)/, '$3$2$1'));
+test('compile is deterministic: same model, same state, whatever the order its physes and virts are declared in', () => {
+  const text = typeModel('vxlan/static');
+  const reordered = text
+    .replace(/( {2}a: .*\n)( {2}b: .*\n)( {2}c: .*\n)/, '$3$2$1')
+    .replace(/( {6}a1: .*\n)( {6}a2: .*\n)( {6}b1: .*\n)( {6}c1: .*\n)/, '$4$3$2$1');
+  // The two models really differ in those orders: of the physes, and of the net's attachments
+  // (its virts attach their physes), which is the order of its remotes unless the compiler sorts.
+  assert.notEqual(reordered, text);
+  const m1 = load(text);
+  const m2 = load(reordered);
+  assert.deepEqual([...m1.physes.keys()], ['a', 'b', 'c']);
+  assert.deepEqual([...m2.physes.keys()], ['c', 'b', 'a']);
+  assert.deepEqual([...m1.net('blue')!.physes].map((p) => p.name), ['a', 'b', 'c']);
+  assert.deepEqual([...m2.net('blue')!.physes].map((p) => p.name), ['c', 'b', 'a']);
   assert.deepEqual(compileHost(m1, 'a').sorted(), compileHost(m2, 'a').sorted());
+  // The whole output (every object, the plan's order, the warnings), byte for byte.
+  assert.equal(render(m2, 'a'), render(m1, 'a'));
 });
 
 test('interface names are at most 15 characters and stable', () => {

@@ -1,5 +1,5 @@
 /**
- * Review fixes of address serving and the public type (pure parts): rogue servers dropped for
+ * What keeps address serving and the public type safe (pure parts): rogue servers dropped for
  * every virt of a served net, the host guard (inet input/forward), RAs without a default
  * route, the header's host tag, the server's creation order and its blocked step, doctor's
  * dnsmasq line. The kernel side is in test/kernel/addressing.test.ts.
@@ -62,7 +62,7 @@ function table(state: HostState, family: string): NftTableObject {
 
 const ROGUE = ['udp sport 67 drop', 'udp sport 547 drop', 'icmpv6 type nd-router-advert drop'];
 
-test('finding 1: every virt of a served net drops DHCP/DHCPv6 answers and RAs first, without a MAC or anti-spoofing', () => {
+test('every virt of a served net drops DHCP/DHCPv6 answers and RAs first, without a MAC or anti-spoofing', () => {
   const { model } = load();
   const state = compileHost(model, 'a');
   const br = table(state, 'bridge');
@@ -81,7 +81,7 @@ test('finding 1: every virt of a served net drops DHCP/DHCPv6 answers and RAs fi
   assert.ok(fwd.includes(`iifname != "${srv4}" oifname { "t-open", "t-other" } icmpv6 type nd-router-advert drop`), fwd.join('\n'));
 });
 
-test('finding 4: the host guard: bridges deliver nothing to the host but a public gateway ping; private nets are not routed', () => {
+test('the host guard: bridges deliver nothing to the host but a public gateway ping; private nets are not routed', () => {
   const { model } = load();
   const inet = table(compileHost(model, 'a'), 'inet');
   const [six, four, quiet, www] = ['six', 'four', 'quiet', 'www'].map((n) => ownedIfname('v', 'b', n)) as [string, string, string, string];
@@ -96,7 +96,7 @@ test('finding 4: the host guard: bridges deliver nothing to the host but a publi
   assert.ok(!forward.some((l) => l.includes(www)), 'the public bridge is dropped from forwarding');
 });
 
-test('finding 3: router advertisements never announce a default route; ipv6 on a public net is a warning', () => {
+test('router advertisements never announce a default route; ipv6 on a public net is a warning', () => {
   const { model, problems } = load();
   const www = [...compileHost(model, 'a').objects.values()].find((o): o is DhcpObject => o.kind === 'dhcp' && o.alias.endsWith(':www:dhcp'));
   assert.ok(www);
@@ -109,7 +109,7 @@ test('finding 3: router advertisements never announce a default route; ipv6 on a
   assert.ok(!problems.some((x) => x.code === 'public-ipv6-local' && x.object !== 'net www'));
 });
 
-test('findings 5 and 7: the config (with the host tag) is written by `netns add`; a taken veth name blocks the step', () => {
+test('the server\'s config (with the host tag) is written by `netns add`; a taken veth name blocks the step', () => {
   const { model } = load();
   const state = compileHost(model, 'a', { hostTag: 'lab-x' });
   const s = [...state.objects.values()].find((o): o is DhcpObject => o.kind === 'dhcp');

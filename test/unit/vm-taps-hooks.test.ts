@@ -1,6 +1,6 @@
 /**
- * Review fixes for taps and hooks (pure parts):
- *   - tap owners compare as numeric ids (`user: 0` and `root` are one owner): src/vm/owners.ts;
+ * Taps and hooks (pure parts):
+ *   - tap owners compare as numeric ids (`user: 0` and `root` are one owner): src/kinds/tap.ts;
  *   - a tap no longer wanted is not deleted while a VM holds it (except by destroy);
  *   - the hook refuses a virt the net's address server does not know yet: src/vm/serving.ts;
  *   - validation's address assignment is handed to the compiler (computed once per plan).
@@ -59,7 +59,7 @@ function appliedWithKernelNames(model: Netmodel, user: string, group: string): H
   }));
 }
 
-describe('tap owners as numeric ids (review finding 2)', () => {
+describe('tap owners as numeric ids', () => {
   it('parses passwd and group files (first entry of a name wins; comments and NIS lines skipped)', () => {
     assert.deepEqual([...OWNERS.users], [['root', 0], ['nobody', 65534], ['libvirt-qemu', 64055]]);
     assert.deepEqual([...OWNERS.groups], [['root', 0], ['kvm', 108], ['nogroup', 65534]]);
@@ -102,7 +102,7 @@ describe('tap owners as numeric ids (review finding 2)', () => {
   });
 });
 
-describe('a tap no longer wanted while a VM holds it (review finding 8)', () => {
+describe('a tap no longer wanted while a VM holds it', () => {
   const model = load(TAPS('0', '0'));
   const desired = compileHost(model, 'a', FACTS);
   /** `tap:` removed from vm1: its interface is adopted (the hypervisor's) from now on. */
@@ -159,7 +159,7 @@ nets:
 ${extra}
 `;
 
-describe('the hook and the address server (review finding 9)', () => {
+describe('the hook refuses a virt its net\'s address server does not know yet', () => {
   // A new virt with no firewall chains of its own (no anti-spoofing, no rules).
   const before = load(SERVED(''));
   const after = load(SERVED('      new: { phys: a, if: vnew, mac: 02:00:00:00:05:02, ip: 10.5.0.12/24, antiSpoof: false }'));
@@ -200,7 +200,7 @@ describe('the hook and the address server (review finding 9)', () => {
   });
 });
 
-describe('addresses are computed once per plan (review perf note)', () => {
+describe('addresses are computed once per plan', () => {
   it('validateWithAddressing returns validate\'s problems and assignAddresses\' result', () => {
     const model = load(SERVED('      new: { phys: a, if: vnew, mac: 02:00:00:00:05:02 }'));
     const { problems, addressing } = validateWithAddressing(model, { physes: ['a'] });
@@ -208,7 +208,7 @@ describe('addresses are computed once per plan (review perf note)', () => {
     assert.deepEqual(addressing, assignAddresses(model));
   });
 
-  it('compileHost uses the addressing fact (the same state as computing it, and nothing else is computed)', () => {
+  it('compileHost takes every address from the addressing fact: the same state as computing them, and a made-up fact shows everywhere', () => {
     const model = load(SERVED('      new: { phys: a, if: vnew, mac: 02:00:00:00:05:02 }'));
     const { addressing } = validateWithAddressing(model, { physes: ['a'] });
     const a = compileHost(model, 'a', FACTS).sorted();
@@ -220,6 +220,15 @@ describe('addresses are computed once per plan (review perf note)', () => {
     const c = compileHost(model, 'a', { ...FACTS, addressing: moved });
     assert.match(srvHosts(c), /02:00:00:00:05:02,10\.5\.0\.99/);
     assert.doesNotMatch(srvHosts(compileHost(model, 'a', FACTS)), /10\.5\.0\.99/);
+    // No part of the compiler assigns addresses of its own: the address server and the
+    // firewall's anti-spoofing both have the made-up one, and the computed one is nowhere.
+    const computed = addressing.get('web/new')!.v4!.ip;
+    assert.notEqual(computed, '10.5.0.99');
+    const chains = Object.values((c.get('nft bridge lsdn_rv') as NftTableObject).chains).flat();
+    assert.ok(chains.some((l) => l.includes('10.5.0.99')), chains.join('\n'));
+    const exact = new RegExp(`(^|[^\\d.])${computed.replace(/\./g, '\\.')}(?![\\d.])`);
+    assert.match(JSON.stringify(compileHost(model, 'a', FACTS).sorted()), exact, 'the pattern finds the computed address where it is');
+    assert.doesNotMatch(JSON.stringify(c.sorted()), exact, `${computed} is still in the state`);
   });
 });
 
