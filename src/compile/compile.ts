@@ -34,7 +34,7 @@ export interface HostFacts {
    * so handing it on changes nothing but the time.
    */
   addressing?: Map<string, VirtAddressing>;
-  /** This host's users and groups (src/vm/owners.ts): tap owners compile to numeric ids. */
+  /** This host's users and groups (src/kernel/owners.ts): tap owners compile to numeric ids. */
   owners?: OwnerIds;
 }
 
@@ -92,7 +92,7 @@ export function compileNet(model: Netmodel, net: Net, local: Phys, facts: HostFa
   const objects: KernelObject[] = [bridgeLink];
   objects.push(...type.compile(ctx));
   for (const v of ctx.localVirts) {
-    // `tap` virts: lsdn creates the tap (src/vm/tap.ts); then it is a port like an adopted interface.
+    // `tap` virts: lsdn creates the tap (compile/tap.ts); then it is a port like an adopted interface.
     const tap = tapObject(model.name, v, facts.owners);
     if (tap) objects.push(tap);
     const port: PortObject = { kind: 'port', name: v.if as string, master: bridge, up: true, mtu: v.mtu ?? virtMtu };

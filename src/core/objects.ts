@@ -167,7 +167,7 @@ export interface TapObject {
   kind: 'tap';
   name: string;
   alias: string;
-  /** Owner user and group: numeric ids when the host's users are known (src/vm/owners.ts), else as written / as `ip -d link` prints them. */
+  /** Owner user and group: numeric ids when the host's users are known (src/kernel/owners.ts), else as written / as `ip -d link` prints them. */
   user?: string;
   group?: string;
   multiQueue: boolean;

@@ -11,7 +11,7 @@
  *     chain postrouting   nat: `ip saddr SUBNET oifname UPLINK masquerade` per nat-mode net
  *     chain forward       public bridge -> uplink accepted, replies (nat) or everything (routed)
  *                         back; any other routed traffic into or out of a public bridge dropped
- *                         (that of private bridges: the host guard, src/policy/nft.ts), so
+ *                         (that of private bridges: the host guard, src/policy/firewall.ts), so
  *                         private nets stay isolated from the public one and the outside.
  *
  * Validation (after the addresses, with the address-serving checks):
@@ -157,7 +157,7 @@ export const publicNet: NetworkType<PublicOptions> = {
       }
     }
     // Other routed traffic of the public bridges is dropped; that of private bridges by the host
-    // guard (src/policy/nft.ts hostGuardLines), on every host with a net.
+    // guard (src/policy/firewall.ts hostGuardLines), on every host with a net.
     for (const { bridge } of [...pub].sort((a, b) => (a.bridge < b.bridge ? -1 : 1))) {
       const br = JSON.stringify(bridge);
       forward.push(`iifname ${br} oifname != ${br} drop`, `oifname ${br} iifname != ${br} drop`);

@@ -3,7 +3,7 @@
  */
 import { q, virtLabel, type Checker } from './checker.js';
 
-/** Taps lsdn creates for VMs (virt option `tap`, src/vm/tap.ts). */
+/** Taps lsdn creates for VMs (virt option `tap`, src/kinds/tap.ts). */
 export function checkTaps(c: Checker): void {
   for (const v of c.model.virts()) {
     const t = v.tap;
