@@ -8,7 +8,7 @@ import { networkType, networkTypes, settingsPort } from '../types/registry.js';
 import { STATIC_PORT } from '../types/common.js';
 import { familyOf } from '../core/addr.js';
 import type { LocalNet, NetCompileContext } from '../types/plugin.js';
-import { HostState, type KernelObject, type LinkObject, type PortObject } from '../core/objects.js';
+import { HostState, objectKey, type KernelObject, type LinkObject, type NftTableObject, type PortObject } from '../core/objects.js';
 import { netAlias, ownedIfname, serverHostTag } from '../core/names.js';
 import { shapingObjects } from '../policy/shaping.js';
 import { firewallTables, type LocalVirt } from '../policy/firewall.js';
@@ -106,6 +106,27 @@ export function compileNet(model: Netmodel, net: Net, local: Phys, facts: HostFa
   return objects;
 }
 
+/**
+ * A type's host-wide object into the state. The context's nftables table of a family is one
+ * table, whichever types have chains in it (public's forwarding and NAT, vxvde's port learning:
+ * both `ip lsdn_<context>`), so tables of one key are merged; a chain or set both declare is
+ * a clash of the types' names.
+ */
+function addHostObject(state: HostState, o: KernelObject): void {
+  const have = state.get(objectKey(o));
+  if (!have || have.kind !== 'nft' || o.kind !== 'nft') return state.add(o);
+  const merged: NftTableObject = { ...have, chains: { ...have.chains } };
+  for (const [c, lines] of Object.entries(o.chains)) {
+    if (c in merged.chains) throw new Error(`internal: two types declare chain ${c} of nft ${o.family} ${o.name}`);
+    merged.chains[c] = lines;
+  }
+  for (const [k, lines] of Object.entries(o.sets ?? {})) {
+    if (merged.sets?.[k]) throw new Error(`internal: two types declare ${k} of nft ${o.family} ${o.name}`);
+    merged.sets = { ...merged.sets, [k]: lines };
+  }
+  state.objects.set(objectKey(o), merged);
+}
+
 /** The desired kernel state of the host `physName`. */
 export function compileHost(model: Netmodel, physName: string, facts: HostFacts = {}): HostState {
   const local = model.phys(physName);
@@ -134,7 +155,7 @@ export function compileHost(model: Netmodel, physName: string, facts: HostFacts 
   const servers = compileServers(model, local, facts.hostTag ?? serverHostTag(undefined, model.name), nets, addressing, facts.runDir);
   for (const o of servers) state.add(o);
   for (const t of networkTypes()) {
-    for (const o of t.hostObjects?.(model, local, nets.filter((n) => n.type === t)) ?? []) state.add(o);
+    for (const o of t.hostObjects?.(model, local, nets.filter((n) => n.type === t)) ?? []) addHostObject(state, o);
   }
   for (const t of firewallTables(model, filtered, { addressing, servers, nets })) state.add(t);
   return state;

@@ -92,6 +92,12 @@ export interface NftTableObject {
   name: string;
   /** Chains by name -> canonical body lines, so that a change replaces only the changed chains. */
   chains: Record<string, string[]>;
+  /**
+   * Named sets and maps, by "set NAME" / "map NAME" -> their declaration lines as `nft -s list`
+   * prints them (`typeof ...`, `size ...`, `flags ...`, `timeout ...`), never their elements:
+   * lsdn declares sets that the datapath fills (dynamic), so their contents are the kernel's.
+   */
+  sets?: Record<string, string[]>;
 }
 
 /**

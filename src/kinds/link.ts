@@ -21,6 +21,9 @@ const ip = (line: string): Command => ({ tool: 'ip', line });
  */
 export const VXLAN_DEFAULT_SRCPORT = { low: 0, high: 0 } as const;
 
+/** FDB ageing of a VXLAN device created without `ageing` (seconds): a device with another one names it. */
+export const VXLAN_DEFAULT_AGEING = 300;
+
 // ---- encoding ---------------------------------------------------------------------------------
 
 /** Quote a value for an iproute2 batch line when it has spaces or quotes. */
@@ -141,6 +144,10 @@ function linkAttrs(l: IpLink, links: LinkIndex): LinkObject['attrs'] {
         attrs.srcport = `${range.low ?? 0} ${range.high ?? 0}`;
       }
       attrs.learning = d.learning === true;
+      // Only types that ask for zero checksums name it (vxvde over IPv4), so only its absence is read.
+      if (d.udp_csum === false) attrs.udpcsum = false;
+      const ageing = num(d.ageing);
+      if (ageing !== undefined && ageing !== VXLAN_DEFAULT_AGEING) attrs.ageing = ageing;
       break;
     }
     case 'geneve': {

@@ -1,8 +1,11 @@
 /**
  * nftables tables lsdn owns (`lsdn_<context>` in the bridge, inet and ip families): each is
  * chains of canonical lines, written exactly as `nft -s list` prints them back (set elements in
- * one order on both sides), so an unchanged table reads back equal. A change is one `nft -f`
- * transaction per table that adds, flushes-and-refills or deletes only the chains that differ.
+ * one order on both sides), so an unchanged table reads back equal, and the declarations of its
+ * named sets and maps (their elements are the datapath's: vxvde's learnt ports). A change is one
+ * `nft -f` transaction per table that adds, flushes-and-refills or deletes only the chains that
+ * differ; a set whose declaration differs (or one added or removed) makes the table anew, since
+ * a set cannot change while rules refer to it.
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { NftTableObject } from '../core/objects.js';
@@ -15,14 +18,14 @@ const NFT_FAMILIES: ReadonlySet<string> = new Set(['bridge', 'inet', 'netdev', '
 
 // ---- canonical text ---------------------------------------------------------------------------
 
-/** Split at top-level commas, outside double quotes. */
+/** Split at top-level commas, outside double quotes and raw payload expressions (`@th,96,24`). */
 function splitElements(inner: string): string[] {
   const out: string[] = [];
   let cur = '';
   let quoted = false;
   for (const c of inner) {
     if (c === '"') quoted = !quoted;
-    if (c === ',' && !quoted) {
+    if (c === ',' && !quoted && !/@[a-z]+(,\d+)?$/.test(cur)) {
       out.push(cur.trim());
       cur = '';
     } else {
@@ -78,6 +81,12 @@ export function nftAddTable(o: NftTableObject): Command {
   return nft(`add table ${o.family} ${o.name}`);
 }
 
+/** A named set or map ("set NAME" / "map NAME" -> declaration lines) as one `nft -f` line. */
+export function nftSetBlock(family: string, table: string, key: string, lines: string[]): Command {
+  const body = lines.map((l) => (l.endsWith(';') ? l : `${l};`)).join(' ');
+  return nft(`table ${family} ${table} { ${key} { ${body} }; }`);
+}
+
 export function nftDeleteTable(o: { family: string; name: string }): Command[] {
   return [nft(`delete table ${o.family} ${o.name}`)];
 }
@@ -94,13 +103,16 @@ export function nftDeleteChain(family: string, table: string, chain: string): Co
 
 /**
  * Parse `nft list table|ruleset` text: owned tables -> chains -> trimmed body lines (the hook
- * line `type filter hook ... policy ...;` first when the chain is a base chain). Sets, maps and
- * other table-level objects are not part of NftTableObject and are skipped.
+ * line `type filter hook ... policy ...;` first when the chain is a base chain), and named sets
+ * and maps -> their declaration lines (their `elements = { ... }`, one line or several, left
+ * out). Other table-level objects (counters, flowtables...) are skipped.
  */
 export function parseNftTables(text: string, wanted: (family: string, name: string) => boolean): NftTableObject[] {
   const out: NftTableObject[] = [];
   let table: NftTableObject | undefined;
   let chain: string[] | undefined;
+  let set: string[] | undefined;
+  let inElements = false;
   let depth = 0; // inside a table: 1 = table level, 2 = inside a chain/set/...
   for (const raw of text.split('\n')) {
     const line = raw.replace(/\s+$/, '');
@@ -124,10 +136,16 @@ export function parseNftTables(text: string, wanted: (family: string, name: stri
         continue;
       }
       const cm = /^chain (\S+) \{$/.exec(t);
+      const sm = /^(set|map) (\S+) \{$/.exec(t);
       if (cm) {
         depth = 2;
         chain = table ? [] : undefined;
         if (table && chain) table.chains[(cm[1] as string).replace(/^"(.*)"$/, '$1')] = chain;
+      } else if (sm) {
+        depth = 2;
+        chain = undefined;
+        set = table ? [] : undefined;
+        if (table && set) (table.sets ??= {})[`${sm[1] as string} ${(sm[2] as string).replace(/^"(.*)"$/, '$1')}`] = set;
       } else if (t.endsWith('{')) {
         depth = 2;
         chain = undefined;
@@ -136,11 +154,21 @@ export function parseNftTables(text: string, wanted: (family: string, name: stri
     }
     // depth 2: a chain's (or a set's) body, one statement per line; "}" at this level closes it.
     // A set's multi-line element list ("elements = { a,\n b }") only has "}" at its end of line.
+    if (inElements) {
+      if (t.endsWith('}')) inElements = false;
+      continue;
+    }
     if (t === '}') {
       depth = 1;
       chain = undefined;
+      set = undefined;
       continue;
     }
+    if (set && /^elements = \{/.test(t)) {
+      inElements = !t.endsWith('}');
+      continue;
+    }
+    if (set && t) set.push(t);
     if (chain && t) chain.push(canonicalNftLine(t));
   }
   return out;
@@ -149,6 +177,17 @@ export function parseNftTables(text: string, wanted: (family: string, name: stri
 // ---- diffing ----------------------------------------------------------------------------------
 
 const isBaseChain = (lines: string[] | undefined): boolean => lines?.[0]?.startsWith('type ') === true;
+
+/** Sets and maps added, removed or declared otherwise ("map vxvde-ports declared otherwise"). */
+function setDifferences(want: Record<string, string[]>, have: Record<string, string[]>): string[] {
+  const out: string[] = [];
+  for (const k of [...new Set([...Object.keys(want), ...Object.keys(have)])].sort()) {
+    if (!(k in have)) out.push(`${k} added`);
+    else if (!(k in want)) out.push(`${k} removed`);
+    else if (!isDeepStrictEqual(want[k], have[k])) out.push(`${k} declared otherwise`);
+  }
+  return out;
+}
 
 /**
  * One table's change as one transaction, proportional to it: a new table is created with its
@@ -162,13 +201,15 @@ export function planNftTable(want: NftTableObject, have: NftTableObject | undefi
   const { family, name } = want;
   const names = Object.keys(want.chains).sort();
   const ordered = [...names.filter((c) => !isBaseChain(want.chains[c])), ...names.filter((c) => isBaseChain(want.chains[c]))];
-  if (!have) {
-    return {
-      action: 'create',
-      commands: [nftAddTable(want), ...ordered.map((c) => nftChainBlock(family, name, c, want.chains[c] ?? []))],
-      changes: [],
-    };
-  }
+  const sets = Object.keys(want.sets ?? {}).sort();
+  const create = [
+    nftAddTable(want),
+    ...sets.map((k) => nftSetBlock(family, name, k, want.sets?.[k] ?? [])),
+    ...ordered.map((c) => nftChainBlock(family, name, c, want.chains[c] ?? [])),
+  ];
+  if (!have) return { action: 'create', commands: create, changes: [] };
+  const setChanges = setDifferences(want.sets ?? {}, have.sets ?? {});
+  if (setChanges.length) return { action: 'recreate', commands: [...nftDeleteTable(have), ...create], changes: setChanges };
   const commands: Command[] = [];
   const changes: string[] = [];
   for (const c of ordered) {

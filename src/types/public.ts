@@ -169,6 +169,7 @@ export const publicNet: NetworkType<PublicOptions> = {
     const out: KernelObject[] = [table, ...sysctls];
     return out;
   },
-  // IP forwarding is lsdn's concern only where its public nets' table is (one process then).
-  hostSysctls: (owned) => (owned.some((o) => o.kind === 'nft' && o.family === 'ip') ? FORWARDING_SYSCTLS : []),
+  // IP forwarding is lsdn's concern only where its public nets' chains are (one process then);
+  // the context's ip table may hold another type's chains only (vxvde's).
+  hostSysctls: (owned) => (owned.some((o) => o.kind === 'nft' && o.family === 'ip' && 'forward' in o.chains) ? FORWARDING_SYSCTLS : []),
 };

@@ -17,6 +17,10 @@ export interface VxlanOptions {
   srcport?: [number, number];
   /** Underlay device (default: the phys interface). */
   dev?: string;
+  /** Seconds a learnt FDB entry lives without traffic (unset: the kernel's 300). */
+  ageing?: number;
+  /** IPv4 outer UDP checksums (false: `noudpcsum`, zero checksums); unset: the kernel's default. */
+  udpcsum?: boolean;
   brport?: LinkObject['brport'];
 }
 
@@ -31,5 +35,7 @@ export function vxlanLink(ctx: NetCompileContext<unknown>, o: VxlanOptions): Lin
   attrs.dstport = ctx.port;
   if (o.srcport) attrs.srcport = `${o.srcport[0]} ${o.srcport[1]}`;
   attrs.learning = o.learning;
+  if (o.udpcsum !== undefined) attrs.udpcsum = o.udpcsum;
+  if (o.ageing !== undefined) attrs.ageing = o.ageing;
   return tunnelLink(ctx, 'vxlan', ctx.ifname('x'), 'vxlan', attrs, o.brport);
 }

@@ -287,7 +287,7 @@ EOF`);
 });
 
 describe('parseNftTables', () => {
-  it('keeps the wanted tables, their chains and trimmed body lines, and skips sets', () => {
+  it('keeps the wanted tables, their chains and trimmed body lines, and the declarations of their sets (not their elements)', () => {
     const text = [
       'table bridge lsdn {',
       '\tset macs {',
@@ -316,6 +316,7 @@ describe('parseNftTables', () => {
     assert.deepEqual(got, [
       {
         kind: 'nft', family: 'bridge', name: 'lsdn',
+        sets: { 'set macs': ['type ether_addr'] },
         chains: { forward: ['type filter hook forward priority 0; policy accept;', 'ether daddr @macs accept', 'ip saddr { 10.0.0.1, 10.0.0.2 } drop'] },
       },
       { kind: 'nft', family: 'netdev', name: 'lsdn_x', chains: { empty: [] } },
