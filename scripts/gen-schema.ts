@@ -1,10 +1,12 @@
-// Writes schema/netmodel.schema.json from the zod schemas in src/file/schema.ts.
+// Writes schema/netmodel.schema.json from the zod schemas in src/file/schema.ts, with the lab's
+// own section (src/lab/extension.ts: `lsdn lab` reads it, apply ignores it).
 // `--check` fails when the committed file is stale (the test suite runs it).
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { jsonSchema } from '../src/file/schema.js';
+import { labSectionSchema } from '../src/lab/extension.js';
 
 const file = new URL('../schema/netmodel.schema.json', import.meta.url);
-const text = JSON.stringify(jsonSchema(), null, 2) + '\n';
+const text = JSON.stringify(jsonSchema({ lab: labSectionSchema }), null, 2) + '\n';
 if (process.argv.includes('--check')) {
   let old = '';
   try {

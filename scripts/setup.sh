@@ -11,7 +11,7 @@ declare -A need=(
   [ping]=iputils-ping
   [tclsh]=tcl
   [iperf3]=iperf3
-  [vde_plug]=vdeplug
+  [vde_plug]=vdeplug [vdens]=vdens [ethtool]=ethtool [nsenter]=util-linux
   [sysctl]=procps
   [dnsmasq]=dnsmasq-base [busybox]=busybox-static
   [qemu-system-x86_64]=qemu-system-x86

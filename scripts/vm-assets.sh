@@ -11,14 +11,17 @@
 #   lsdn.ip=ADDR/LEN       address of eth0          lsdn.ping=IP[,IP...]    must answer
 #   lsdn.noping=IP[,...]   pinged too (the test expects no answer)
 #   lsdn.wait=SECONDS      keep running (answering pings) this long after the pings
-# Markers (one line each): LSDN-MTU <eth0 mtu>, LSDN-PING-OK IP, LSDN-PING-FAIL IP, LSDN-DONE.
+#   lsdn.shell=1           then run the console's lines as shell commands (the lab's qemu
+#                          clients: their pings come in that way), until the console closes
+# Markers (one line each): LSDN-MTU <eth0 mtu>, LSDN-PING-OK IP, LSDN-PING-FAIL IP, LSDN-DONE,
+# LSDN-READY (lsdn.shell: reading commands now).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${LSDN_VM_CACHE:-$PWD/.cache/vm}
 mkdir -p "$dir"
 cd "$dir"
 
-version=4 # bump when /init or the module list changes
+version=5 # bump when /init or the module list changes
 if [ -s vmlinuz ] && [ -s initramfs.cpio ] && [ "$(cat stamp 2>/dev/null)" = "$version" ]; then
   echo "$dir"
   exit 0
@@ -97,6 +100,11 @@ for t in $(arg noping | tr ',' ' '); do
   if ping -c 2 -w 2 -W 1 "$t" >/dev/null 2>&1; then echo "LSDN-PING-OK $t"; else echo "LSDN-PING-FAIL $t"; fi
 done
 echo "LSDN-DONE"
+if [ -n "$(arg shell)" ]; then
+  stty -echo 2>/dev/null
+  echo "LSDN-READY"
+  while read -r line; do eval "$line"; done
+fi
 w=$(arg wait); [ -n "$w" ] && sleep "$w"
 poweroff -f
 EOF

@@ -7,12 +7,19 @@ import { applyInLab } from '../lab/apply.js';
 import { labDown, labUp } from '../lab/lab.js';
 import { labLayout, labPrefix, type LabLayout } from '../lab/layout.js';
 import { formatMatrix, labCheck } from '../lab/check.js';
+import { labExtension, type LabExtension } from '../lab/extension.js';
 import { Exit, err, loadOrExit, out } from './util.js';
 
 export const DEMO_FILE = fileURLToPath(new URL('../../examples/cluster.yaml', import.meta.url));
 
-async function up(model: Netmodel, prefix: string | undefined, progress: (s: string) => void): Promise<LabLayout> {
-  return labUp(model, { ...(prefix ? { prefix } : {}), apply: (phys, netns) => applyInLab(model, phys, netns), onProgress: progress });
+async function up(model: Netmodel, lab: LabExtension, prefix: string | undefined, progress: (s: string) => void): Promise<LabLayout> {
+  return labUp(model, { ...(prefix ? { prefix } : {}), lab, apply: (phys, netns) => applyInLab(model, phys, netns), onProgress: progress });
+}
+
+/** The model and its file's lab section (VDE clients, extra interfaces). */
+async function loadLab(file: string): Promise<{ model: Netmodel; lab: LabExtension }> {
+  const { model, lab } = await loadOrExit(file);
+  return { model, lab: labExtension(lab) };
 }
 
 export function registerLab(program: Command): void {
@@ -26,9 +33,10 @@ export function registerLab(program: Command): void {
     .option('--prefix <prefix>', 'name prefix of the lab (default: from the model name)')
     .action(async (file: string, o: { prefix?: string }) => {
       requireRoot('lab up');
-      const { model } = await loadOrExit(file);
-      const layout = await up(model, o.prefix, quiet({}));
-      out(`lab ${layout.prefix} is up: ${layout.physNs.size} physes, ${layout.virtNs.size} virts (ip netns list | grep ${layout.prefix})`);
+      const { model, lab: ext } = await loadLab(file);
+      const layout = await up(model, ext, o.prefix, quiet({}));
+      const clients = layout.lab?.clients.length ? `, ${layout.lab.clients.length} VDE clients` : '';
+      out(`lab ${layout.prefix} is up: ${layout.physNs.size} physes, ${layout.virtNs.size} virts${clients} (ip netns list | grep ${layout.prefix})`);
     });
 
   lab
@@ -39,8 +47,8 @@ export function registerLab(program: Command): void {
     .option('--json', 'machine-readable output')
     .action(async (file: string, o: { prefix?: string; json?: boolean }) => {
       requireRoot('lab check');
-      const { model } = await loadOrExit(file);
-      const layout = labLayout(model, o.prefix ? { prefix: o.prefix } : {});
+      const { model, lab: ext } = await loadLab(file);
+      const layout = labLayout(model, { ...(o.prefix ? { prefix: o.prefix } : {}), lab: ext });
       const report = await labCheck(model, layout);
       if (o.json) out(JSON.stringify(report, null, 2));
       else out(formatMatrix(report, layout));
@@ -70,14 +78,15 @@ export function registerLab(program: Command): void {
     .action(async (file: string) => {
       requireRoot('lab demo');
       const started = Date.now();
-      const { model } = await loadOrExit(file);
+      const { model, lab: ext } = await loadLab(file);
       const progress = (s: string) => err(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${s}`);
-      progress(`model ${model.name}: ${model.physes.size} physes, ${model.nets.size} nets, ${model.virts().length} virts`);
+      const clients = ext.clients.length ? `, ${ext.clients.length} VDE clients` : '';
+      progress(`model ${model.name}: ${model.physes.size} physes, ${model.nets.size} nets, ${model.virts().length} virts${clients}`);
       const prefix = labPrefix(model);
       await labDown(prefix); // a lab left behind by an earlier run
       let failed = 0;
       try {
-        const layout = await up(model, undefined, progress);
+        const layout = await up(model, ext, undefined, progress);
         progress('checking every pair of virts with real packets');
         const report = await labCheck(model, layout);
         out(formatMatrix(report, layout));

@@ -18,10 +18,23 @@ import {
   type SettingsFile, type VirtFile,
 } from './schema.js';
 
+/**
+ * A top-level section of the file that is not the netmodel's (`lab`: what `lsdn lab` adds to a
+ * simulated cluster): its value as written, and where its parts were written, for the problems
+ * of whoever reads it (src/lab). apply and validate ignore it.
+ */
+export interface FileSection {
+  value: unknown;
+  /** Where the value at `path` (inside the section) was written; `key`: where the key naming it was. */
+  at(path: (string | number)[], key?: boolean): SourceLoc | undefined;
+}
+
 export interface LoadResult {
   /** The model, unless the file could not be read as a netmodel at all. */
   model?: Netmodel;
   problems: Problem[];
+  /** The file's `lab` section, when it has one. */
+  lab?: FileSection;
 }
 
 type Path = (string | number)[];
@@ -250,7 +263,11 @@ export function loadModelText(text: string, file = '<input>'): LoadResult {
     if (at) model.fieldLocs.set(allocationField(id), at);
   }
 
-  return { model, problems };
+  const lab: FileSection | undefined = top.lab === undefined ? undefined : {
+    value: top.lab,
+    at: (path, key) => (key ? loc.key(['lab', ...path]) : loc.value(['lab', ...path])),
+  };
+  return { model, problems, ...(lab ? { lab } : {}) };
 }
 
 export async function loadModelFile(file: string): Promise<LoadResult> {

@@ -141,6 +141,10 @@ export const fileSchema = z
       .record(z.string(), z.string())
       .optional()
       .describe('recorded IPv4 allocations, "net/virt": address; written by `lsdn allocate`, kept stable'),
+    lab: z
+      .record(z.string(), z.unknown())
+      .optional()
+      .describe('lsdn lab only (apply ignores it): VDE clients and extra host interfaces of the simulated cluster'),
   })
   .strict();
 
@@ -157,9 +161,10 @@ export type VirtFile = z.infer<typeof virtSchema>;
 export type NetFile = z.infer<typeof netSchema>;
 export type PhysFile = z.infer<typeof physSchema>;
 
-export function jsonSchema(): object {
+/** The JSON Schema of the file; `sections`: the schemas of sections read by others (scripts/gen-schema.ts gives the lab's). */
+export function jsonSchema(sections: Record<string, z.ZodType> = {}): object {
   return {
-    ...z.toJSONSchema(fullFileSchema, { io: 'input' }),
+    ...z.toJSONSchema(fullFileSchema.extend(Object.fromEntries(Object.entries(sections).map(([k, v]) => [k, v.optional()]))), { io: 'input' }),
     $id: 'https://lsdn.dev/schema/netmodel.schema.json',
     title: 'lsdn netmodel',
   };

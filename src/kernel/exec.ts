@@ -4,6 +4,7 @@
  * every failure is a `KernelError` carrying the command, the failed batch line and stderr.
  */
 import { spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import type { Tool } from '../core/plan.js';
 import { KernelError } from '../core/errors.js';
 
@@ -115,6 +116,30 @@ export class Kernel {
       throw new KernelError(`${argv.join(' ')}: ${msg}`, argv, r.stderr, r.code);
     }
     return { stdout: r.stdout, stderr: r.stderr };
+  }
+
+  /**
+   * Start a long-running process of its own (a lab's VDE clients: vde_plug, vdens, qemu) in this
+   * kernel's namespace, detached from lsdn (it outlives the command that started it), its
+   * output appended to `log`; resolves with its pid once it runs (a missing tool throws).
+   */
+  daemon(tool: string, args: string[], log: string): Promise<number> {
+    const argv = this.argv(tool, args);
+    this.stats.processes++;
+    const fd = openSync(log, 'a');
+    return new Promise((resolve, reject) => {
+      const child = spawn(argv[0] as string, argv.slice(1), { detached: true, stdio: ['ignore', fd, fd] });
+      child.on('error', (e) => {
+        closeSync(fd);
+        const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
+        reject(new KernelError(missing ? `${argv[0]} is not installed (run scripts/setup.sh)` : `${argv.join(' ')}: ${e.message}`, argv, '', null));
+      });
+      child.on('spawn', () => {
+        closeSync(fd);
+        child.unref();
+        resolve(child.pid as number);
+      });
+    });
   }
 
   /** Run a tool with `-j` output and parse it (empty output reads as []). */

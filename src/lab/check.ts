@@ -8,6 +8,8 @@ import { parsePrefix, type Prefix } from '../core/addr.js';
 import type { Netmodel } from '../model/netmodel.js';
 import { isNetworkType, networkType } from '../types/registry.js';
 import { labVirts, type LabLayout } from './layout.js';
+import { clientId, cloudKey, virtCloud, type LabClient } from './extension.js';
+import { clientShell } from './clients.js';
 
 export interface ExpectedPair {
   from: string;
@@ -54,54 +56,72 @@ function onLink(target: string, prefixes: Prefix[]): boolean {
   });
 }
 
+/** A member of the lab's clouds: a connected virt, or a VDE client of the lab section. */
+interface Member {
+  id: string;
+  /** What it joins (extension.ts): a vxvde cloud, or the net of another type. */
+  cloud: string;
+  prefixes: Prefix[];
+  /** Virts: their net (the routed-net rule) and phys. */
+  net?: string;
+  phys?: string;
+}
+
+function members(model: Netmodel, layout: LabLayout): Member[] {
+  const out: Member[] = [];
+  const parsed = (ips: string[]) => ips.map(parsePrefix).filter((p): p is Prefix => p !== undefined);
+  for (const v of labVirts(model)) {
+    if (!layout.virtNs.has(v.id)) continue;
+    out.push({ id: v.id, cloud: virtCloud(v), prefixes: parsed(layout.virtIps.get(v.id) ?? []), net: v.net.name, ...(v.phys ? { phys: v.phys.name } : {}) });
+  }
+  for (const c of layout.lab?.clients ?? []) out.push({ id: clientId(c), cloud: cloudKey(c.cloud), prefixes: parsed(c.ips) });
+  return out;
+}
+
 /**
- * What each ping should do (pure). Only virts connected to a phys take part. A target address
- * that also exists in the source's own net (overlapping subnets, duplicates) or is the
- * source's own, and a same-net target the source has no route to, is skipped with a note.
+ * What each ping should do (pure). The members are the virts connected to a phys and the lab
+ * section's VDE clients; members of one cloud must reach each other, others must not (a vxvde
+ * net, and the clients whose URL names its group, port and VNI, are one cloud). A target
+ * address that also exists in the source's own cloud (overlapping subnets, duplicates) or is
+ * the source's own, and a same-cloud target the source has no route to, is skipped with a note.
  */
 export function expectedReachability(model: Netmodel, layout: LabLayout): ExpectedPair[] {
-  const netOf = new Map(labVirts(model).map((v) => [v.id, v.net.name]));
-  const ids = [...layout.virtNs.keys()].filter((id) => netOf.has(id));
-  const prefixesOf = new Map(ids.map((id) => [
-    id,
-    (layout.virtIps.get(id) ?? []).map(parsePrefix).filter((p): p is Prefix => p !== undefined),
-  ]));
-  // net -> address -> virts of that net holding it
+  const all = members(model, layout);
+
+  // cloud -> address -> members of that cloud holding it
   const holders = new Map<string, Map<string, string[]>>();
-  for (const id of ids) {
-    const net = netOf.get(id) as string;
-    let m = holders.get(net);
-    if (!m) holders.set(net, (m = new Map()));
-    for (const p of prefixesOf.get(id) ?? []) m.set(p.ip, [...(m.get(p.ip) ?? []), id]);
+  for (const m of all) {
+    let h = holders.get(m.cloud);
+    if (!h) holders.set(m.cloud, (h = new Map()));
+    for (const p of m.prefixes) h.set(p.ip, [...(h.get(p.ip) ?? []), m.id]);
   }
   const out: ExpectedPair[] = [];
-  for (const from of ids) {
-    const fromNet = netOf.get(from) as string;
-    const mine = prefixesOf.get(from) ?? [];
-    for (const to of ids) {
+  for (const from of all) {
+    for (const to of all) {
       if (to === from) continue;
-      const same = netOf.get(to) === fromNet;
-      for (const p of prefixesOf.get(to) ?? []) {
-        const pair: ExpectedPair = { from, to, toIp: p.ip, expected: same };
-        const others = (holders.get(fromNet)?.get(p.ip) ?? []).filter((h) => h !== to);
-        if (others.includes(from)) {
+      const same = to.cloud === from.cloud;
+      for (const p of to.prefixes) {
+        const pair: ExpectedPair = { from: from.id, to: to.id, toIp: p.ip, expected: same };
+        const others = (holders.get(from.cloud)?.get(p.ip) ?? []).filter((h) => h !== to.id);
+        const where = from.net !== undefined ? `net ${from.net}` : `cloud (${from.cloud})`;
+        if (others.includes(from.id)) {
           pair.skip = true;
-          pair.note = `${p.ip} is also ${from}'s own address`;
+          pair.note = `${p.ip} is also ${from.id}'s own address`;
         } else if (others.length) {
           pair.skip = true;
           pair.note = same
-            ? `${p.ip} is held by ${others.join(', ')} too (duplicate in net ${fromNet})`
-            : `${p.ip} also exists in ${from}'s net ${fromNet} (${others.join(', ')})`;
-        } else if (same && routedNet(model, fromNet) && model.virt(from)?.phys !== model.virt(to)?.phys) {
+            ? `${p.ip} is held by ${others.join(', ')} too (duplicate in ${where})`
+            : `${p.ip} also exists in ${from.id}'s ${where} (${others.join(', ')})`;
+        } else if (same && from.net !== undefined && from.net === to.net && routedNet(model, from.net) && from.phys !== to.phys) {
           // Each host's segment of a routed net (public) is its own (the host routes; nothing crosses at L2).
           pair.skip = true;
-          pair.note = `public net ${fromNet}: ${from} and ${to} are on different hosts' segments`;
-        } else if (!onLink(p.ip, mine)) {
+          pair.note = `public net ${from.net}: ${from.id} and ${to.id} are on different hosts' segments`;
+        } else if (!onLink(p.ip, from.prefixes)) {
           if (same) {
             pair.skip = true;
-            pair.note = `${p.ip} is on no subnet of ${from}`;
+            pair.note = `${p.ip} is on no subnet of ${from.id}`;
           } else {
-            pair.note = `${p.ip} is on no subnet of ${from}: unreachable by routing, isolation not exercised`;
+            pair.note = `${p.ip} is on no subnet of ${from.id}: unreachable by routing, isolation not exercised`;
           }
         }
         out.push(pair);
@@ -121,29 +141,32 @@ export interface CheckOptions {
 }
 
 interface Job {
-  ns: string;
+  /** The source member: a virt's namespace, or a client. */
+  ns?: string;
+  client?: LabClient;
   idx: number[];
 }
 
-/** A shell script pinging several targets at once; prints "INDEX EXITCODE ATTEMPTS" per target. */
-function pingScript(items: { id: number; ip: string; attempts: number }[], waitS: string): string {
+/**
+ * A shell script pinging several targets at once; prints "INDEX EXITCODE ATTEMPTS" per target.
+ * `guest`: one line, for a qemu client's console, with busybox's ping (no -n, whole seconds).
+ */
+export function pingScript(items: { id: number; ip: string; attempts: number }[], waitS: string, guest = false): string {
   // Retries wait 0.1-0.5 s, spread over the targets: retrying all at once would repeat the
   // burst (of ARP broadcasts, fanned out to every phys) that may have lost the first ping.
-  const lines = [
+  const wait = guest ? String(Math.max(1, Math.ceil(Number(waitS)))) : waitS;
+  const fn = [
     'p() { id=$1; n=$2; fam=$3; ip=$4; d=$5; a=0',
     '  while :; do a=$((a+1))',
-    `    ping -n -q -c 1 -W ${waitS} "$fam" "$ip" >/dev/null 2>&1; r=$?`,
+    `    ping ${guest ? '' : '-n '}-q -c 1 -W ${wait} "$fam" "$ip" >/dev/null 2>&1; r=$?`,
     '    if [ "$r" -eq 0 ] || [ "$a" -ge "$n" ]; then break; fi',
     '    sleep "$d"',
     '  done',
     '  echo "$id $r $a"; }',
   ];
-  for (const it of items) {
-    const delay = (0.1 + ((it.id * 7) % 5) * 0.1).toFixed(1);
-    lines.push(`p ${it.id} ${it.attempts} -${it.ip.includes(':') ? 6 : 4} ${it.ip} ${delay} &`);
-  }
-  lines.push('wait');
-  return lines.join('\n');
+  const calls = items.map((it) => `p ${it.id} ${it.attempts} -${it.ip.includes(':') ? 6 : 4} ${it.ip} ${(0.1 + ((it.id * 7) % 5) * 0.1).toFixed(1)} &`);
+  if (guest) return `${fn.map((l) => l.trim()).join('; ')}; ${calls.join(' ')} wait`;
+  return [...fn, ...calls, 'wait'].join('\n');
 }
 
 /**
@@ -173,9 +196,11 @@ export async function labCheck(model: Netmodel, layout: LabLayout, opts: CheckOp
     if (p.skipped) return;
     bySource.set(p.from, [...(bySource.get(p.from) ?? []), i]);
   });
+  const clientOf = new Map((layout.lab?.clients ?? []).map((c) => [clientId(c), c]));
   for (const [from, idx] of bySource) {
-    const ns = layout.virtNs.get(from) as string;
-    for (let i = 0; i < idx.length; i += limit) jobs.push({ ns, idx: idx.slice(i, i + limit) });
+    const client = clientOf.get(from);
+    const src = client ? { client } : { ns: layout.virtNs.get(from) as string };
+    for (let i = 0; i < idx.length; i += limit) jobs.push({ ...src, idx: idx.slice(i, i + limit) });
   }
 
   const runJob = async (job: Job) => {
@@ -183,9 +208,13 @@ export async function labCheck(model: Netmodel, layout: LabLayout, opts: CheckOp
       const p = pairs[i] as PairResult;
       return { id: i, ip: p.toIp, attempts: p.expected ? 1 + retries : 1 };
     });
-    const { stdout } = await new Kernel({ netns: job.ns }).run('sh', ['-c', pingScript(items, waitS)]);
+    // (A job's pings run at once; the retries of an expected one take (1 + retries) waits at most.)
+    const timeoutMs = 30_000 + (1 + retries) * Number(waitS) * 2000;
+    const stdout = job.client
+      ? await clientShell(layout, job.client, pingScript(items, waitS, job.client.run === 'qemu'), { timeoutMs })
+      : (await new Kernel({ netns: job.ns }).run('sh', ['-c', pingScript(items, waitS)])).stdout;
     const seen = new Set<number>();
-    for (const line of stdout.split('\n')) {
+    for (const line of stdout.split(/\r?\n/)) {
       const m = /^(\d+) (\d+) (\d+)$/.exec(line.trim());
       if (!m) continue;
       const i = Number(m[1]);
@@ -263,7 +292,7 @@ function cellOf(p: PairResult): string {
  * and skips are listed below; the last line is exactly "N passed, N failed".
  */
 export function formatMatrix(report: CheckReport, layout: LabLayout): string {
-  const ids = [...layout.virtNs.keys()];
+  const ids = [...layout.virtNs.keys(), ...(layout.lab?.clients ?? []).map(clientId)];
   for (const p of report.pairs) for (const id of [p.from, p.to]) if (!ids.includes(id)) ids.push(id);
   const cells = new Map<string, string[]>();
   for (const p of report.pairs) {

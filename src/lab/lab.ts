@@ -24,6 +24,8 @@ import {
   labLayout, labProblems, labVirts, OUTSIDE_ADDR, outsideLinks, PREFIX_RE, UNDERLAY_BRIDGE, VIRT_IF, type LabLayout, type LabOptions,
 } from './layout.js';
 import { labDhcpClients, removeServerDirs } from './serving.js';
+import { CLIENT_UNDERLAY_IF, labSegments } from './extension.js';
+import { clientTapLines, labClientsDown, labClientsUp } from './clients.js';
 
 // The lab's layout (names, addresses, what keeps a model from being a lab) is layout.ts's.
 export { labLayout, labLine, labPrefix, labProblems, labReport, labVirts, type LabLayout, type LabOptions } from './layout.js';
@@ -100,6 +102,8 @@ async function killProcessesIn(names: string[]): Promise<number> {
  */
 export async function labDown(prefix: string, opts: { killProcesses?: boolean } = {}): Promise<string[]> {
   if (!PREFIX_RE.test(prefix)) throw new LabError(`invalid lab prefix "${prefix}"`);
+  // VDE clients first: vdens runs in a namespace of its own, found only by its pid file.
+  if (opts.killProcesses ?? true) await labClientsDown(prefix);
   const names = await labNamespaces(prefix);
   if (names.length === 0) return [];
   if (opts.killProcesses ?? true) await killProcessesIn(names);
@@ -126,16 +130,20 @@ function addrLine(addr: string, dev: string): string {
   return `address add ${addr} dev ${dev}${familyOf(addr) === 6 ? ' nodad' : ''}`;
 }
 
-/** The underlay address of each phys covers the others (same subnet), else on-link host routes. */
-function underlayRoutes(layout: LabLayout, physName: string, dev: string): string[] {
-  const mine = parsePrefix(layout.physAddrs.get(physName) as string) as Prefix;
+/**
+ * Routes of a host on the underlay (`mine`: its address there): the multicast route on
+ * `mcastDev` (none: "none"), and on-link host routes to the others' addresses its subnet does
+ * not cover.
+ */
+function underlayRoutes(mine: string, others: string[], dev: string, mcastDev: string): string[] {
+  const me = parsePrefix(mine) as Prefix;
   const lines: string[] = [];
-  if (mine.family === 4) lines.push(`route add 224.0.0.0/4 dev ${dev}`);
-  for (const [other, a] of layout.physAddrs) {
-    if (other === physName) continue;
+  if (me.family === 4 && mcastDev !== 'none') lines.push(`route add 224.0.0.0/4 dev ${mcastDev}`);
+  for (const a of others) {
+    if (a === mine) continue;
     const p = parsePrefix(a) as Prefix;
-    if (p.family !== mine.family) continue;
-    const inSubnet = ipaddr.parse(p.ip).match(ipaddr.parse(mine.ip), mine.len);
+    if (p.family !== me.family) continue;
+    const inSubnet = ipaddr.parse(p.ip).match(ipaddr.parse(me.ip), me.len);
     if (!inSubnet) lines.push(`route add ${p.ip}/${p.family === 4 ? 32 : 128} dev ${dev}`);
   }
   return lines;
@@ -145,6 +153,8 @@ export interface LabUpOptions extends LabOptions {
   /** Configure one simulated phys: run lsdn (or test scaffolding) inside `netns`. */
   apply: (phys: Phys, netns: string) => Promise<void>;
   onProgress?: (msg: string) => void;
+  /** How long a qemu client may take to boot (default 120 s). */
+  vmBootMs?: number;
 }
 
 /**
@@ -165,10 +175,12 @@ export async function labUp(model: Netmodel, opts: LabUpOptions): Promise<LabLay
   const virts = labVirts(model);
   const physNs = (p: Phys) => layout.physNs.get(p.name) as string;
   const virtNs = (v: Virt) => layout.virtNs.get(v.id) as string;
+  const clients = layout.lab?.clients ?? [];
+  const clientNs = (name: string) => layout.clientNs.get(name) as string;
   try {
     // 1. Namespaces, in one process.
     const outside = layout.serving?.outsideNs;
-    const all = [layout.underlayNs, ...physes.map(physNs), ...virts.map(virtNs), ...(outside ? [outside] : [])];
+    const all = [layout.underlayNs, ...physes.map(physNs), ...virts.map(virtNs), ...(outside ? [outside] : []), ...clients.map((c) => clientNs(c.name))];
     progress(`creating ${all.length} namespaces`);
     await root.batch('ip', all.map((n) => `netns add ${n}`));
 
@@ -200,6 +212,20 @@ export async function labUp(model: Netmodel, opts: LabUpOptions): Promise<LabLay
       links.push(`link add ${VIRT_IF} netns ${virtNs(v)}${mac}${mtu} type veth peer name ${v.if} netns ${physNs(v.phys as Phys)}`);
     }
     if (outside) links.push(...outsideLinks(outside));
+    // The lab section: more segments (a bridge each), the clients' hosts, extra interfaces.
+    for (const seg of labSegments(layout.lab)) {
+      links.push(`link add br-${seg} type bridge mcast_snooping 0`, `link set br-${seg} addrgenmode none`, `link set br-${seg} up`);
+    }
+    clients.forEach((c, i) => {
+      links.push(`link add uc${i} master ${UNDERLAY_BRIDGE} type veth peer name ${CLIENT_UNDERLAY_IF} netns ${clientNs(c.name)}`, `link set uc${i} addrgenmode none`, `link set uc${i} up`);
+    });
+    const extra: [ns: string, link: { name: string; segment: string }][] = [
+      ...physes.flatMap((p) => (layout.lab?.physes.get(p.name)?.links ?? []).map((l) => [physNs(p), l] as [string, typeof l])),
+      ...clients.flatMap((c) => c.host.links.map((l) => [clientNs(c.name), l] as [string, typeof l])),
+    ];
+    extra.forEach(([ns, l], j) => {
+      links.push(`link add ul${j} master br-${l.segment} type veth peer name ${l.name} netns ${ns}`, `link set ul${j} addrgenmode none`, `link set ul${j} up`);
+    });
     await u.batch('ip', links);
 
     // 3. Addresses and links up, one process per namespace. No IPv6 link-local addresses
@@ -207,10 +233,16 @@ export async function labUp(model: Netmodel, opts: LabUpOptions): Promise<LabLay
     // everything is usable at once.
     progress('configuring namespaces');
     const jobs: [string, string[]][] = [];
+    const underlayAddrs = [...layout.physAddrs.values(), ...clients.map((c) => c.host.ip)];
+    const linkLines = (links: { name: string; ip: string }[]) =>
+      links.flatMap((l) => [`link set ${l.name} addrgenmode none`, `link set ${l.name} up`, addrLine(l.ip, l.name)]);
     for (const p of physes) {
       const lines = ['link set lo up', `link set ${p.if} addrgenmode none`, `link set ${p.if} up`];
-      lines.push(addrLine(layout.physAddrs.get(p.name) as string, p.if as string));
-      lines.push(...underlayRoutes(layout, p.name, p.if as string));
+      const mine = layout.physAddrs.get(p.name) as string;
+      const more = layout.lab?.physes.get(p.name);
+      lines.push(addrLine(mine, p.if as string));
+      lines.push(...linkLines(more?.links ?? []));
+      lines.push(...underlayRoutes(mine, underlayAddrs, p.if as string, more?.multicast ?? (p.if as string)));
       if (outside) lines.push(`route add ${OUTSIDE_ADDR.net} dev ${p.if}`);
       for (const v of virts) {
         if (v.phys === p) lines.push(`link set ${v.if} addrgenmode none`, `link set ${v.if} up`);
@@ -225,6 +257,15 @@ export async function labUp(model: Netmodel, opts: LabUpOptions): Promise<LabLay
       // A virt that asks (DHCPv4, SLAAC) gets no static address here: the server hands it out.
       if (!asks) for (const a of layout.virtIps.get(v.id) ?? []) lines.push(addrLine(a, VIRT_IF));
       jobs.push([virtNs(v), lines]);
+    }
+    for (const c of clients) {
+      const dev = CLIENT_UNDERLAY_IF;
+      jobs.push([clientNs(c.name), [
+        'link set lo up', `link set ${dev} addrgenmode none`, `link set ${dev} up`, addrLine(c.host.ip, dev),
+        ...linkLines(c.host.links),
+        ...underlayRoutes(c.host.ip, underlayAddrs, dev, c.host.multicast ?? dev),
+        ...clientTapLines(c),
+      ]]);
     }
     if (outside) {
       const lines = ['link set lo up', `link set ${VIRT_IF} addrgenmode none`, `link set ${VIRT_IF} up`, addrLine(OUTSIDE_ADDR.addr, VIRT_IF)];
@@ -248,6 +289,13 @@ export async function labUp(model: Netmodel, opts: LabUpOptions): Promise<LabLay
     if (layout.serving?.planned.size) {
       progress(`addresses from the nets' servers for ${layout.serving.planned.size} virts`);
       await labDhcpClients(layout, layout.serving);
+    }
+    // 6. The VDE clients (the lab section), on their hosts.
+    if (clients.length) {
+      const t2 = Date.now();
+      progress(`starting ${clients.length} VDE clients (${clients.map((c) => `${c.name}: ${c.run}`).join(', ')})`);
+      await labClientsUp(layout, physes.map((p) => [physNs(p), p.if as string]), { onProgress: progress, ...(opts.vmBootMs !== undefined ? { vmBootMs: opts.vmBootMs } : {}) });
+      progress(`VDE clients up in ${Date.now() - t2} ms`);
     }
     return layout;
   } catch (e) {

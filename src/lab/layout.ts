@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { parsePrefix } from '../core/addr.js';
-import type { Located } from '../core/location.js';
+import { formatLoc, type Located } from '../core/location.js';
 import type { Problem } from '../core/problem.js';
 import { validate } from '../validate/validate.js';
 import { Report } from '../validate/report.js';
@@ -14,10 +14,13 @@ import { assignAddresses } from '../ipam/ipam.js';
 import { served, servesAddresses } from '../services/dhcp.js';
 import { isNetworkType, networkType } from '../types/registry.js';
 import { LabError } from '../core/errors.js';
+import { labExtensionReport, type LabExtension } from './extension.js';
 
 export interface LabOptions {
   /** Namespace name prefix; default derived from the model's name ("lsl-<name>"). */
   prefix?: string;
+  /** The file's `lab` section, parsed (extension.ts): VDE clients, extra host interfaces. */
+  lab?: LabExtension;
 }
 
 export interface LabLayout {
@@ -33,6 +36,10 @@ export interface LabLayout {
   physAddrs: Map<string, string>;
   /** Virts that get their addresses from the net's server (DHCPv4, SLAAC), and the outside namespace (src/lab/serving.ts). */
   serving?: LabAddressing;
+  /** The lab section (VDE clients, extra interfaces), when the file has one. */
+  lab?: LabExtension;
+  /** client name -> the namespace of its host (`<prefix>-c-<name>`). */
+  clientNs: Map<string, string>;
 }
 
 /** Name of the underlay bridge inside `${prefix}-underlay`. */
@@ -148,6 +155,8 @@ export function labLayout(model: Netmodel, opts: LabOptions = {}): LabLayout {
     virtIps,
     physAddrs,
     serving,
+    ...(opts.lab ? { lab: opts.lab } : {}),
+    clientNs: uniqueNames((opts.lab?.clients ?? []).map((c) => [c.name, `${prefix}-c-${sanitize(c.name, true, 40)}`])),
   };
 }
 
@@ -197,13 +206,16 @@ export function labReport(model: Netmodel, layout: LabLayout): Problem[] {
     // (The lab also takes an address without a prefix length: a host address.)
     for (const ip of v.ips) if (!parsePrefix(ip)) lab('virt-ip-invalid', label, `bad address "${ip}"`, v, 'ips');
   }
+  // The lab section: its own problems, then against the model and the physes' addresses.
+  if (layout.lab) report.problems.push(...layout.lab.problems, ...labExtensionReport(model, layout.lab, layout.physAddrs));
   return report.problems;
 }
 
 /** A problem as the lab words it: `KIND "NAME": MESSAGE` (`phys "a": no underlay interface ("if")`). */
 export function labLine(p: Problem): string {
   const sp = p.object.indexOf(' ');
-  return sp < 0 ? `${p.object}: ${p.message}` : `${p.object.slice(0, sp)} "${p.object.slice(sp + 1)}": ${p.message}`;
+  const at = p.loc ? `${formatLoc(p.loc)}: ` : '';
+  return sp < 0 ? `${at}${p.object}: ${p.message}` : `${at}${p.object.slice(0, sp)} "${p.object.slice(sp + 1)}": ${p.message}`;
 }
 
 /** What keeps the model from being built as a lab, one line each (empty when nothing): labReport's. */

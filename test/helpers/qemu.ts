@@ -5,8 +5,8 @@
  * off (see scripts/vm-assets.sh).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { vmAccel } from '../../src/lab/clients.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 
@@ -26,24 +26,8 @@ export function vmAssets(): VmAssets | string {
   return { kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initramfs.cpio') };
 }
 
-/**
- * The accelerator: KVM when /dev/kvm opens and the CPU shows hardware virtualisation (a
- * /dev/kvm without vmx/svm, as in some nested VMs, hangs guests), else software emulation (TCG).
- * LSDN_VM_ACCEL=kvm|tcg overrides.
- */
-export function vmAccel(): { args: string[]; name: string } {
-  const forced = process.env.LSDN_VM_ACCEL;
-  let kvm = forced === 'kvm';
-  if (forced === undefined && existsSync('/dev/kvm')) {
-    try {
-      closeSync(openSync('/dev/kvm', 'r+'));
-      kvm = /\b(vmx|svm)\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
-    } catch {
-      kvm = false;
-    }
-  }
-  return kvm ? { args: ['-accel', 'kvm', '-cpu', 'host'], name: 'kvm' } : { args: ['-accel', 'tcg', '-cpu', 'max'], name: 'tcg' };
-}
+/** The accelerator (KVM when it works, else TCG): the lab's, src/lab/clients.ts. */
+export { vmAccel } from '../../src/lab/clients.js';
 
 export interface VmRun {
   /** Everything the guest printed on its serial console. */
