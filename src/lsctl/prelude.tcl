@@ -270,7 +270,7 @@ proc ::lsdn::CheckSettings {words} {
     variable settingsOpts
     set spec [dict create -name str -mcastIp str -port int -vni int -ttl int -if str -remove flag]
     lassign [ParseOpts settings $spec $words] opts pos
-    set usage "settings TYPE \[-name N\] \[-mcastIp IP\] \[-port P\] ..., or settings -remove \[-name N\]"
+    set usage "settings TYPE \[-name N\] \[-mcastIp IP\] \[-port P\] ..., settings vxvde://GROUP\[/port=P\]... \[-name N\], or settings -remove \[-name N\]"
     if {[dict exists $opts -remove]} {
         foreach o [dict keys $opts] {
             if {$o ni {-remove -name}} { Fail "settings: -remove takes only -name, not $o" }
@@ -281,7 +281,15 @@ proc ::lsdn::CheckSettings {words} {
     if {[llength $pos] == 0} { Fail "settings: missing the network type: one of [join $types {, }] (usage: $usage)" }
     if {[llength $pos] > 1} { Fail "settings: too many arguments: [lrange $pos 1 end] (usage: $usage)" }
     set type [lindex $pos 0]
-    if {$type ni $types} { Fail "settings: unknown network type \"$type\" (types: [join $types {, }])" }
+    if {[regexp {^[A-Za-z][A-Za-z0-9+.-]*://} $type]} {
+        # A type's URL, as VDE writes them (vxvde://GROUP[/port=P][/vni=V][/ttl=T][/if=IF]):
+        # the options are the URL's; lsdn (the Node side) parses it.
+        foreach o [dict keys $opts] {
+            if {$o ne "-name"} { Fail "settings: option $o does not go with a URL (give it in the URL: $type)" }
+        }
+        return [dict create opts $opts spec $spec args [list $type]]
+    }
+    if {$type ni $types} { Fail "settings: unknown network type \"$type\" (types: [join $types {, }], or a vxvde:// URL)" }
     set ok [dict get $settingsOpts $type]
     foreach o [dict keys $opts] {
         if {$o ne "-name" && $o ni $ok} {

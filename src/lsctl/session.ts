@@ -6,7 +6,7 @@
  * the script's own).
  */
 import { Netmodel, type Direction, type Net, type Phys, type RuleSpec, type SettingsOptions, type Virt } from '../model/netmodel.js';
-import { isNetworkType } from '../types/registry.js';
+import { isNetworkType, networkType, settingsShorthands } from '../types/registry.js';
 import type { SourceLoc } from '../core/location.js';
 import { parseRate, parseSize } from '../model/units.js';
 import { validate, hasErrors } from '../validate/validate.js';
@@ -122,6 +122,16 @@ function optionValues(req: LsctlRequest, specs: readonly OptionSpec[]): Record<s
   return out;
 }
 
+/** Settings written as a type's URL (the file's shorthands: vxvde://...): the type and its options. */
+function settingsFromUrl(url: string): { type: string; options: SettingsOptions } {
+  const tried = settingsShorthands().map((sh) => sh.parse(url));
+  const parsed = tried.find((r): r is { type: string } & Record<string, unknown> => !('error' in r));
+  if (!parsed) return fail(`settings: ${tried.map((r) => (r as { error: string }).error).join('; ') || `no network type is written as a URL ("${url}")`}`);
+  const t = isNetworkType(parsed.type) ? networkType(parsed.type) : undefined;
+  const options = Object.fromEntries(Object.entries(t?.file?.fromFile(parsed) ?? {}).filter(([, v]) => v !== undefined)) as SettingsOptions;
+  return { type: parsed.type, options };
+}
+
 /** LSDN's rates: a bare number is bytes per second; units as tc's (1024-based). */
 export function parseLsctlRate(text: string): number {
   return /^\s*\d+(\.\d+)?\s*$/.test(text) ? parseRate(`${text.trim()}bps`) : parseRate(text);
@@ -211,7 +221,10 @@ export class LsctlSession {
           s.remove();
           return;
         }
-        const type = req.args[0] ?? '';
+        const word = req.args[0] ?? '';
+        // A type's URL (vxvde://GROUP/port=P/...): its type and options, as the file's shorthand reads it.
+        const url = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(word) ? settingsFromUrl(word) : undefined;
+        const type = url?.type ?? word;
         if (!isNetworkType(type)) fail(`settings: unknown network type "${type}"`);
         if (this.model.settings.has(name)) {
           fail(o['-name'] === undefined
@@ -219,9 +232,11 @@ export class LsctlSession {
             : `settings: settings "${name}" are defined already`);
         }
         if (!isNetworkType(type)) return;
+        const options = url ? url.options : (optionValues(req, OPTIONS.settings) as SettingsOptions);
+        const fieldLocs = url ? Object.fromEntries(Object.keys(url.options).map((k) => [k, loc])) : this.fields(req, OPTIONS.settings);
         this.model
-          .addSettings(type, { name, ...(optionValues(req, OPTIONS.settings) as SettingsOptions) })
-          .setLoc(loc, { type: loc, ...this.fields(req, OPTIONS.settings) });
+          .addSettings(type, { name, ...options })
+          .setLoc(loc, { type: loc, ...fieldLocs, ...(o['-name'] !== undefined ? { name: loc } : {}) });
         return;
       }
 

@@ -430,6 +430,36 @@ commit
 
 // ---------------------------------------------------------------------------------------------
 
+describe('lsctl: vxvde settings as VDE writes them (vxvde://GROUP[/port=P][/vni=V][/ttl=N][/if=IF])', () => {
+  test('a URL gives the same settings as the options; invalid values are validation\'s, at the line', async (t) => {
+    const urls = await lsctl(t, [
+      'namespace import lsdn::*',
+      'settings vxvde://239.1.1.1/port=14790/vni=7/ttl=3/if=eth1 -name vx',
+      'settings vxvde:// -name plain',
+      'settings vxvde:///v6 -name six',
+      'show -json',
+      '',
+    ].join('\n'));
+    assert.equal(urls.code, 0, urls.stderr);
+    const opts = await lsctl(t, [
+      'namespace import lsdn::*',
+      'settings vxvde -name vx -mcastIp 239.1.1.1 -port 14790 -vni 7 -ttl 3 -if eth1',
+      'settings vxvde -name plain',
+      'settings vxvde -name six -mcastIp ff05:56de::1',
+      'show -json',
+      '',
+    ].join('\n'));
+    assert.equal(opts.code, 0, opts.stderr);
+    assert.equal(urls.stdout, opts.stdout);
+    assert.deepEqual({ ...urls.model.settings.get('vx')!.options }, { mcastIp: '239.1.1.1', port: 14790, vni: 7, ttl: 3, iface: 'eth1' });
+    assert.deepEqual({ ...urls.model.settings.get('plain')!.options }, {});
+    // Out of range: the model's validation, located at the command.
+    const bad = await lsctl(t, 'namespace import lsdn::*\n\nsettings vxvde://239.0.0.1/vni=99999999 -name v\nvalidate\n');
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, new RegExp(`${bad.file.replace(/[.]/g, '\\.')}:3:1: error: settings v: vni 99999999 is outside 1..16777215`));
+  });
+});
+
 describe('lsctl errors: a clear message, FILE:LINE, exit 1', () => {
   const cases: [string, string, number, RegExp][] = [
     ['settings in a net body', 'settings vlan\nnet 1 {\n    settings vxlan/e2e\n}', 3, /settings: not allowed in a net body \(settings may only be used at the root of the script\)/],
@@ -458,7 +488,11 @@ describe('lsctl errors: a clear message, FILE:LINE, exit 1', () => {
     ['missing value', 'settings vxlan/e2e -port', 1, /settings: option -port needs a value/],
     ['missing value in a body', 'settings vlan\nphys -name a {\n  net 1 {\n    virt -name\n  }\n}', 4, /virt: option -name needs a value/],
     ['not an integer', 'settings vlan\nnet -vid abc 1', 2, /net: option -vid needs a decimal integer, not "abc"/],
-    ['unknown network type', 'settings vxlan', 1, /settings: unknown network type "vxlan" \(types: direct, vlan, vxlan\/mcast, vxlan\/e2e, vxlan\/static, geneve, geneve\/e2e, vxvde\)/],
+    ['unknown network type', 'settings vxlan', 1, /settings: unknown network type "vxlan" \(types: direct, vlan, vxlan\/mcast, vxlan\/e2e, vxlan\/static, geneve, geneve\/e2e, vxvde, or a vxvde:\/\/ URL\)/],
+    ['a URL option lsdn does not take', 'settings vxvde://239.0.0.1/hashsize=3', 1, /settings: unsupported vxvde URL option "hashsize" \(lsdn supports port, vni, ttl, if, v4, v6\)/],
+    ['a URL option without its number', 'settings vxvde://239.0.0.1/port=x', 1, /settings: vxvde URL option port needs a number, got "x"/],
+    ['an option beside a URL', 'settings vxvde://239.0.0.1 -port 5', 1, /settings: option -port does not go with a URL \(give it in the URL: vxvde:\/\/239.0.0.1\)/],
+    ['a URL of no type', 'settings http://example.org/', 1, /settings: invalid vxvde URL "http:\/\/example.org\/"/],
     ['missing type', 'settings -name x', 1, /settings: missing the network type/],
     ['net without a name', 'settings vlan\nnet -vid 1', 2, /net: missing the net's name/],
     ['too many arguments', 'settings vlan\nnet 1 {} extra', 2, /net: too many arguments: extra/],
