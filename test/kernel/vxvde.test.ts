@@ -14,7 +14,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { loadModelText } from '../../src/file/load.js';
 import { labDown, labUp, type LabLayout } from '../../src/lab/lab.js';
@@ -24,39 +24,10 @@ import { labExtension } from '../../src/lab/extension.js';
 import { labStateDir, vmAccel } from '../../src/lab/clients.js';
 import { planHost } from '../../src/apply/host.js';
 import { isRoot, uniquePrefix } from '../helpers/netns.js';
-import { vdeCloudMissing } from '../helpers/vde.js';
+import { flow, groupOnly, must, ping, sh, vdeCloudMissing } from '../helpers/vde.js';
 
 const EXAMPLE = new URL('../../examples/vde-cloud.yaml', import.meta.url).pathname;
 const skip = !isRoot() ? 'needs root' : false;
-
-function sh(ns: string, cmd: string): { ok: boolean; out: string } {
-  const r = spawnSync('ip', ['netns', 'exec', ns, 'sh', '-c', cmd], { encoding: 'utf8', timeout: 60_000 });
-  return { ok: r.status === 0, out: `${r.stdout}${r.stderr}` };
-}
-
-const must = (ns: string, cmd: string) => {
-  const r = sh(ns, cmd);
-  assert.ok(r.ok, `${ns}: ${cmd}: ${r.out}`);
-  return r.out;
-};
-
-function ping(ns: string, ip: string, tries = 3): boolean {
-  for (let i = 0; i < tries; i++) if (sh(ns, `ping -c 1 -W 1 ${ip}`).ok) return true;
-  return false;
-}
-
-function rxPackets(ns: string, dev = 'eth0'): number {
-  const [l] = JSON.parse(must(ns, `ip -j -s link show ${dev}`)) as { stats64: { rx: { packets: number } } }[];
-  return l!.stats64.rx.packets;
-}
-
-/** Frames the `watch` hosts receive while `from` sends 200 pings to `to` (400 frames on the overlay). */
-function flow(from: string, to: string, watch: string[]): number[] {
-  const before = watch.map((ns) => rxPackets(ns));
-  const out = must(from, `ping -q -c 200 -i 0.005 -W 1 ${to}`);
-  assert.match(out, / 0% packet loss/, out);
-  return watch.map((ns, i) => rxPackets(ns) - (before[i] as number));
-}
 
 async function noChanges(model: Parameters<typeof planHost>[0], layout: LabLayout): Promise<void> {
   for (const phys of model.physes.keys()) {
@@ -135,17 +106,7 @@ describe('VDE Local Area Cloud with lsdn virts (examples/vde-cloud.yaml)', { ski
     for (const n of [...lsdnPair, ...toClient]) assert.ok(n <= 20, `a third member receives (almost) nothing: ${lsdnPair} ${toClient}`);
 
     // The old datapath, by hand: no learning, no per-MAC entries, no port table: everything to the group.
-    for (const ns of [a, b]) {
-      const links = JSON.parse(must(ns, 'ip -j link show type vxlan')) as { ifname: string }[];
-      for (const { ifname } of links) {
-        must(ns, `ip link set dev ${ifname} type vxlan nolearning`);
-        const fdb = JSON.parse(must(ns, `bridge -j fdb show dev ${ifname}`)) as { mac: string; dst?: string; flags?: string[] }[];
-        for (const e of fdb) {
-          if ((e.flags ?? []).includes('self') && e.dst && e.mac !== '00:00:00:00:00:00') must(ns, `bridge fdb del ${e.mac} dev ${ifname} dst ${e.dst} self`);
-        }
-      }
-      must(ns, 'nft delete table ip lsdn_vdecloud');
-    }
+    for (const ns of [a, b]) groupOnly(ns, 'lsdn_vdecloud');
     const oldPair = flow(v1, '10.77.0.2', watch.slice(0, 2));
     const oldToClient = flow(v1, '10.77.0.10', [host('dens'), b]);
     t.diagnostic(`group only: lan/v1<->lan/v2 seen by vni2/dens hosts ${oldPair.join('/')}; lan/v1<->plug seen by dens host/b ${oldToClient.join('/')}`);
