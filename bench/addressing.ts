@@ -17,7 +17,8 @@ import { compileHost } from '../src/compile/compile.js';
 import { HostState } from '../src/core/objects.js';
 import { planChanges } from '../src/plan/plan.js';
 import { planHost } from '../src/apply/host.js';
-import { assignAddresses } from '../src/ipam/ipam.js';
+import { assignAddresses, numToV4, v4ToNum } from '../src/ipam/ipam.js';
+import { Netmodel } from '../src/model/netmodel.js';
 import { generate, specFor, LOCAL_PHYS, UNDERLAY_IF } from './models.js';
 import { nsName } from './lib.js';
 
@@ -74,6 +75,33 @@ if (process.getuid?.() === 0) {
     spawnSync('ip', ['netns', 'del', ns]);
   }
 }
+// One net of 10,000 virts (half with recorded allocations) and a full /18 (16,390 virts, 9 get
+// nothing): the single-net cases the ipam unit test checks for correctness.
+function oneNet(): Netmodel {
+  const m = new Netmodel('big');
+  const n = m.addNet('x');
+  n.setSubnet(4, { prefix: '10.0.0.0/16', pools: ['10.0.0.0/17'], reserved: ['10.0.0.0/24'] });
+  n.setSubnet(6, { prefix: '2001:db8::/64' });
+  for (let i = 0; i < 10000; i++) n.virt(`v${i}`, { mac: `02:00:00:00:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}` });
+  for (let i = 0; i < 5000; i++) m.allocations.set(`x/v${i * 2}`, numToV4(v4ToNum('10.0.1.0')! + i));
+  return m;
+}
+function fullPool(): Netmodel {
+  const m = new Netmodel('full');
+  const n = m.addNet('x');
+  n.setSubnet(4, { prefix: '10.0.0.0/18' });
+  for (let i = 0; i < 16390; i++) n.virt(`v${i}`);
+  return m;
+}
+const single = { oneNet: [] as number[], fullPool: [] as number[] };
+for (const [k, m] of [['oneNet', oneNet()], ['fullPool', fullPool()]] as const) {
+  assignAddresses(m);
+  for (let i = 0; i < repeat; i++) {
+    const t = now();
+    assignAddresses(m);
+    single[k].push(now() - t);
+  }
+}
 const ms = (x: number[]) => (x.length ? `${median(x).toFixed(1)} ms` : 'n/a (not root)');
 process.stdout.write([
   `model: ${g.spec.label}, IPv4 /24 + IPv6 /64 on every net; p0 against an empty host; median of ${repeat}`,
@@ -81,5 +109,7 @@ process.stdout.write([
   `  validate + compile + plan, addresses twice:    ${ms(r.twice)}`,
   `  validate + compile + plan, addresses once:     ${ms(r.once)}`,
   `  planHost (read + validate + compile + plan):   ${ms(r.planHost)}`,
+  `one net, 10,000 virts (5,000 recorded), assignAddresses: ${ms(single.oneNet)}`,
+  `a full /18, 16,390 virts (9 get none), assignAddresses:  ${ms(single.fullPool)}`,
   '',
 ].join('\n'));

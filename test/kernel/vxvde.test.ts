@@ -5,7 +5,7 @@
  * second cloud on VNI 2 and one on another group unreachable from all), then what it rests on:
  *
  *   - multi-homed hosts: lsdn's settings `if` and the clients' `/if=` join on eth0 although the
- *     multicast route is on eth1; a client there without `/if=` reaches nobody (the control)
+ *     multicast route is on eth1; a client on such a host without `/if=` reaches nobody (the control)
  *   - TCP from an lsdn virt to VDE clients (checksum offload off on the lab's underlay)
  *   - unicast: a flow between two members reaches a third member (almost) never, where the old
  *     datapath (nolearning, everything to the group) delivered every frame to it (rebuilt here by
@@ -14,7 +14,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { loadModelText } from '../../src/file/load.js';
 import { labDown, labUp, type LabLayout } from '../../src/lab/lab.js';
@@ -42,8 +42,10 @@ describe('VDE Local Area Cloud with lsdn virts (examples/vde-cloud.yaml)', { ski
     if (missing) return t.skip(missing);
     const prefix = uniquePrefix('vde');
     const extra: ReturnType<typeof spawn>[] = [];
+    const extraNs: string[] = [];
     t.after(async () => {
       for (const p of extra) p.kill('SIGKILL');
+      for (const ns of extraNs) spawnSync('ip', ['netns', 'del', ns]);
       await labDown(prefix);
     });
     const loaded = loadModelText(readFileSync(EXAMPLE, 'utf8'), EXAMPLE);
@@ -66,19 +68,36 @@ describe('VDE Local Area Cloud with lsdn virts (examples/vde-cloud.yaml)', { ski
     // Multi-homed: b's multicast route is on eth1, its vxvde device joins on eth0 (settings if).
     assert.match(must(b, 'ip route show 224.0.0.0/4'), /dev eth1/);
     assert.match(must(b, 'ip -d link show type vxlan'), /dev eth0 /);
-    // The control: a vde_plug on dens's host (multicast route on eth1) without /if= reaches nobody; with /if=eth0 it does.
-    must(host('dens'), 'ip tuntap add dev vde1 mode tap && ip link set vde1 address 02:00:00:00:77:21 mtu 1450 up && ip addr add 10.77.0.21/24 dev vde1');
+    // The control: a vde_plug on a multi-homed host of its own (underlay on eth0, mgmt on eth1,
+    // the multicast route on eth1) without /if= reaches nobody; with /if=eth0 it does. Its host
+    // has no other VDE client: a socket bound to the group's port also receives what arrives for
+    // a group another socket of its namespace joined on eth0 (Linux's IP_MULTICAST_ALL), so on
+    // dens's host the control learnt lsdn hosts' addresses from vdens's traffic now and then.
+    const ctlNs = `${prefix}-ctl`;
+    extraNs.push(ctlNs);
+    assert.equal(spawnSync('ip', ['netns', 'add', ctlNs]).status, 0, `ip netns add ${ctlNs}`);
+    must(layout.underlayNs, [
+      `ip link add ctl0 type veth peer name eth0 netns ${ctlNs}`,
+      `ip link add ctl1 type veth peer name eth1 netns ${ctlNs}`,
+      'ip link set ctl0 master br0 up',
+      'ip link set ctl1 master br-mgmt up',
+      `ip -n ${ctlNs} addr add 192.168.77.30/16 dev eth0`,
+      `ip -n ${ctlNs} addr add 198.18.0.30/24 dev eth1`,
+      `ip -n ${ctlNs} link set lo up && ip -n ${ctlNs} link set eth0 up && ip -n ${ctlNs} link set eth1 up`,
+      `ip -n ${ctlNs} route add 224.0.0.0/4 dev eth1`,
+    ].join(' && '));
+    must(ctlNs, 'ip tuntap add dev vde1 mode tap && ip link set vde1 address 02:00:00:00:77:21 mtu 1450 up && ip addr add 10.77.0.21/24 dev vde1');
     const plugOn = (url: string) => {
-      const p = spawn('ip', ['netns', 'exec', host('dens'), 'vde_plug', 'tap://vde1', url], { stdio: 'ignore' });
+      const p = spawn('ip', ['netns', 'exec', ctlNs, 'vde_plug', 'tap://vde1', url], { stdio: 'ignore' });
       extra.push(p);
       return p;
     };
     let ctl = plugOn('vxvde://239.0.0.1');
     await new Promise((r) => setTimeout(r, 500));
-    assert.equal(sh(host('dens'), 'ping -c 2 -W 1 -I vde1 10.77.0.1').ok, false, 'without /if= the client joins on eth1 and reaches nobody');
+    assert.equal(sh(ctlNs, 'ping -c 2 -W 1 -I vde1 10.77.0.1').ok, false, 'without /if= the client joins on eth1 and reaches nobody');
     ctl.kill('SIGKILL');
     ctl = plugOn('vxvde://239.0.0.1/if=eth0');
-    assert.ok(ping(host('dens'), '10.77.0.1 -I vde1', 5), 'with /if=eth0 it reaches lan/v1');
+    assert.ok(ping(ctlNs, '10.77.0.1 -I vde1', 5), 'with /if=eth0 it reaches lan/v1');
     ctl.kill('SIGKILL');
 
     // TCP from an lsdn virt into VDE clients (checksums computed on the lab's underlay).

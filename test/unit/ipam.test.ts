@@ -287,7 +287,8 @@ test('nets without a subnet: only static addresses, nothing allocated', () => {
   assert.equal(allocate(m).allocations.size, 0);
 });
 
-test('speed: 10,000 virts (IPv4 allocation, SLAAC and link-local) assign in well under 100 ms', (t) => {
+// How fast it is, bench/addressing.ts measures (the same two models): no wall clock here.
+test('10,000 virts in one net (IPv4 allocation, SLAAC and link-local) each get a distinct address; a full pool leaves exactly the surplus without one', () => {
   const m = new Netmodel('big');
   const n = m.addNet('x');
   n.setSubnet(4, { prefix: '10.0.0.0/16', pools: ['10.0.0.0/17'], reserved: ['10.0.0.0/24'] });
@@ -296,28 +297,16 @@ test('speed: 10,000 virts (IPv4 allocation, SLAAC and link-local) assign in well
     n.virt(`v${i}`, { mac: `02:00:00:00:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}` });
   }
   for (let i = 0; i < 5000; i++) m.allocations.set(`x/v${i * 2}`, numToV4(v4ToNum('10.0.1.0')! + i));
-  let best = Infinity;
-  let r = new Map<string, VirtAddressing>();
-  for (let k = 0; k < 7; k++) {
-    const t0 = performance.now();
-    r = assignAddresses(m);
-    best = Math.min(best, performance.now() - t0);
-  }
-  t.diagnostic(`10,000 virts: best of 7 ${best.toFixed(1)} ms`);
+  const r = assignAddresses(m);
   assert.equal(r.size, 10000);
   assert.equal(new Set([...r.values()].map((a) => a.v4?.ip)).size, 10000);
-  assert.ok(best < 100, `best of 7: ${best.toFixed(1)} ms`);
-  // A full pool does not make it quadratic.
+  // A full /18: every address but the network, broadcast and the server's taken, 9 virts without one.
   const full = new Netmodel('full');
   const fn = full.addNet('x');
   fn.setSubnet(4, { prefix: '10.0.0.0/18' });
   for (let i = 0; i < 16390; i++) fn.virt(`v${i}`);
-  const t1 = performance.now();
   const fr = assignAddresses(full);
-  const ms = performance.now() - t1;
-  t.diagnostic(`16,390 virts in a /18 (full, 9 get nothing): ${ms.toFixed(1)} ms`);
   assert.equal([...fr.values()].filter((a) => a.v4).length, 16381);
-  assert.ok(ms < 500, `${ms.toFixed(1)} ms`);
 });
 
 // --- property test: stability and host-independence ----------------------------------------------
