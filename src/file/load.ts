@@ -5,7 +5,7 @@
  * semantic problems are validate()'s.
  */
 import { readFile } from 'node:fs/promises';
-import { LineCounter, parseDocument, isMap, isPair, isScalar, type Document, type Node } from 'yaml';
+import { LineCounter, parseDocument, isMap, isPair, isScalar, isSeq, type Document, type Node } from 'yaml';
 import type { ZodError, ZodType } from 'zod';
 import { Netmodel, type Direction, type RuleSpec, type SettingsOptions, type TapSpec } from '../model/netmodel.js';
 import { isNetworkType, networkTypes, settingsShorthands } from '../types/registry.js';
@@ -39,12 +39,62 @@ export interface LoadResult {
 
 type Path = (string | number)[];
 
+/**
+ * Where every node of the document was written, found in one walk of the AST: a value's
+ * location and its key's, by path. Lookups are O(1) (a map's own lookup scans its items, so
+ * asking it for each of 10,000 virts made loading quadratic). Aliases are not followed, as the
+ * document's own getIn does not follow them.
+ */
 class Locator {
+  /** path key -> offset of the value node */
+  private readonly values = new Map<string, number>();
+  /** path key -> offset of the key naming it in its parent map */
+  private readonly keys = new Map<string, number>();
+  /** path key -> the keys of the mapping there, in order */
+  private readonly maps = new Map<string, string[]>();
+  /**
+   * Keys written twice in one mapping (the later ones; the first counts for locations). The
+   * parser's own check (uniqueKeys) compares every new key with every earlier one, quadratic in
+   * a net of many virts; this one is a lookup. Keys are compared as the names they become.
+   */
+  readonly duplicates: { name: string; at: SourceLoc; first: SourceLoc }[] = [];
+
   constructor(
-    private readonly doc: Document,
+    doc: Document,
     private readonly lc: LineCounter,
     readonly file: string,
-  ) {}
+  ) {
+    this.walk(doc.contents, []);
+  }
+
+  private walk(node: unknown, path: string[]): void {
+    if (!node || typeof node !== 'object') return;
+    const here = path.join('\0');
+    const range = (node as Node).range;
+    if (range) this.values.set(here, range[0]);
+    if (isMap(node)) {
+      const names: string[] = [];
+      const seen = new Set<string>();
+      for (const item of node.items) {
+        if (!isPair(item) || !isScalar(item.key)) continue;
+        const name = String(item.key.value);
+        const child = [...path, name];
+        const k = child.join('\0');
+        const first = this.keys.get(k);
+        if (seen.has(name)) {
+          if (first !== undefined && item.key.range) this.duplicates.push({ name, at: this.at(item.key.range[0]), first: this.at(first) });
+          continue;
+        }
+        seen.add(name);
+        names.push(name);
+        if (item.key.range) this.keys.set(k, item.key.range[0]);
+        this.walk(item.value, child);
+      }
+      this.maps.set(here, names);
+    } else if (isSeq(node)) {
+      node.items.forEach((item, i) => this.walk(item, [...path, String(i)]));
+    }
+  }
 
   private at(offset: number): SourceLoc {
     const { line, col } = this.lc.linePos(offset);
@@ -53,36 +103,24 @@ class Locator {
 
   /** Location of the value at `path` (falls back to the nearest ancestor). */
   value(path: Path): SourceLoc | undefined {
-    for (let n = path.length; n >= 0; n--) {
-      const node = this.doc.getIn(path.slice(0, n), true) as Node | undefined;
-      if (node && typeof node === 'object' && 'range' in node && node.range) return this.at(node.range[0]);
+    const parts = path.map(String);
+    for (let n = parts.length; n >= 0; n--) {
+      const offset = this.values.get(parts.slice(0, n).join('\0'));
+      if (offset !== undefined) return this.at(offset);
     }
     return undefined;
   }
 
   /** Location of the key that names the last element of `path` (an object's name). */
   key(path: Path): SourceLoc | undefined {
-    const parent = this.doc.getIn(path.slice(0, -1), true);
-    const last = path[path.length - 1];
-    if (isMap(parent)) {
-      for (const item of parent.items) {
-        if (isPair(item) && isScalar(item.key) && String(item.key.value) === String(last) && item.key.range) {
-          return this.at(item.key.range[0]);
-        }
-      }
-    }
-    return this.value(path);
+    const offset = this.keys.get(path.map(String).join('\0'));
+    return offset !== undefined ? this.at(offset) : this.value(path);
   }
 
   /** Locations of every field of the mapping at `path`. */
   fields(path: Path): Record<string, SourceLoc | undefined> {
     const out: Record<string, SourceLoc | undefined> = {};
-    const node = this.doc.getIn(path, true);
-    if (isMap(node)) {
-      for (const item of node.items) {
-        if (isPair(item) && isScalar(item.key)) out[String(item.key.value)] = this.value([...path, String(item.key.value)]);
-      }
-    }
+    for (const name of this.maps.get(path.map(String).join('\0')) ?? []) out[name] = this.value([...path, name]);
     return out;
   }
 }
@@ -98,7 +136,7 @@ function objectName(path: Path): string {
 
 export function loadModelText(text: string, file = '<input>'): LoadResult {
   const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: true, prettyErrors: true });
+  const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: false, prettyErrors: true });
   const loc = new Locator(doc, lc, file);
   const problems: Problem[] = [];
   const problem = (code: string, path: Path, message: string, at?: SourceLoc) =>
@@ -115,7 +153,10 @@ export function loadModelText(text: string, file = '<input>'): LoadResult {
       loc: pos ? { file, line: pos.line, col: pos.col } : undefined,
     });
   }
-  if (doc.errors.length) return { problems };
+  for (const d of loc.duplicates) {
+    problems.push({ code: 'duplicate-name', severity: 'error', message: `duplicate name "${d.name}" (first at line ${d.first.line})`, object: 'netmodel', loc: d.at });
+  }
+  if (problems.length) return { problems };
 
   const root: unknown = doc.toJS() ?? {};
 

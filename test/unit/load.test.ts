@@ -79,6 +79,20 @@ test('YAML syntax errors and duplicate names are located', () => {
   const dup = load('nets:\n  blue: { vid: 1 }\n  blue: { vid: 2 }\n');
   assert.equal(dup.problems[0]!.code, 'duplicate-name');
   assert.equal(dup.problems[0]!.loc?.line, 3);
+  assert.match(dup.problems[0]!.message, /duplicate name "blue" \(first at line 2\)/);
+  // Keys are compared as the names they become: 10 and "10" are one net; flow mappings too.
+  const num = load('nets:\n  10: {}\n  "10": {}\n  x: { virts: { v: { mac: "02:00:00:00:00:01", mac: "02:00:00:00:00:02" } } }\n');
+  assert.deepEqual(num.problems.map((p) => [p.code, p.loc?.line, p.loc?.col]), [['duplicate-name', 3, 3], ['duplicate-name', 4, 48]]);
+  assert.equal(num.model, undefined);
+});
+
+test('fields are located in big files too (one walk of the document): the last virt of many', () => {
+  const lines = ['nets:', '  x:', '    virts:'];
+  for (let i = 0; i < 3000; i++) lines.push(`      v${i}: { mac: "02:00:00:00:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}" }`);
+  lines.push('      bad: { mac: 1, colour: red }');
+  const { problems } = load(lines.join('\n'));
+  assert.deepEqual(problems.map((p) => [p.code, p.object, p.loc?.line]).sort(), [['invalid-field', 'virt x/bad', 3004], ['unknown-field', 'virt x/bad', 3004]]);
+  assert.equal(problems.find((p) => p.code === 'unknown-field')!.loc?.col, 22);
 });
 
 test('vxvde URLs are accepted as settings', () => {
