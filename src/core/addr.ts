@@ -74,11 +74,3 @@ export function formatPrefix(p: Prefix): string {
 export function isMulticastIp(ip: string): boolean {
   return ipFamily(ip) !== undefined && ipaddr.parse(ip).range() === 'multicast';
 }
-
-/** Interface names are limited to 15 bytes by the kernel (IFNAMSIZ - 1) and may not contain '/', ':' or spaces. */
-export function interfaceNameProblem(name: string): string | undefined {
-  if (name.length === 0) return 'is empty';
-  if (Buffer.byteLength(name) > 15) return `is ${Buffer.byteLength(name)} characters long; Linux allows at most 15`;
-  if (/[\s/:]/.test(name) || name === '.' || name === '..') return 'contains a character Linux does not allow in interface names (space, "/" or ":")';
-  return undefined;
-}

@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import type { Tool } from '../core/plan.js';
 import { KernelError } from '../core/errors.js';
+import { checkBatchLine } from '../kinds/escape.js';
 
 export interface BatchFailure {
   /** 1-based line of the batch. */
@@ -161,6 +162,7 @@ export class Kernel {
    */
   async batchForce(tool: Exclude<Tool, 'nft'>, lines: string[]): Promise<BatchFailure[]> {
     if (lines.length === 0) return [];
+    for (const l of lines) checkBatchLine(tool, l);
     const argv = this.argv(tool, ['-force', '-batch', '-']);
     this.stats.processes++;
     this.stats.operations += lines.length;
@@ -181,6 +183,7 @@ export class Kernel {
    */
   async batch(tool: Tool, lines: string[]): Promise<void> {
     if (lines.length === 0) return;
+    for (const l of lines) checkBatchLine(tool, l);
     const args = tool === 'nft' ? ['-f', '-'] : ['-batch', '-'];
     const argv = this.argv(tool, args);
     this.stats.processes++;

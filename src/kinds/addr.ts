@@ -3,13 +3,14 @@ import type { AddrObject } from '../core/objects.js';
 import { Phase, type Command } from '../core/plan.js';
 import type { IpLink } from './iproute.js';
 import type { ObjectKind } from './kind.js';
+import { iprouteArg as a } from './escape.js';
 
 export function createAddr(o: AddrObject): Command[] {
-  return [{ tool: 'ip', line: `addr add ${o.prefix} dev ${o.dev}` }];
+  return [{ tool: 'ip', line: `addr add ${a(o.prefix)} dev ${a(o.dev)}` }];
 }
 
 export function deleteAddr(o: AddrObject): Command[] {
-  return [{ tool: 'ip', line: `addr del ${o.prefix} dev ${o.dev}` }];
+  return [{ tool: 'ip', line: `addr del ${a(o.prefix)} dev ${a(o.dev)}` }];
 }
 
 /** The addresses of an owned link, without the IPv6 link-local ones the kernel gives it. */

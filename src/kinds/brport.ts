@@ -3,6 +3,7 @@ import type { BridgePortFlags, LinkObject, PortObject } from '../core/objects.js
 import { Phase, type Command } from '../core/plan.js';
 import type { IpLink } from './iproute.js';
 import type { PlanContext } from './kind.js';
+import { iprouteArg as a } from './escape.js';
 
 /** The bridge-port flags lsdn manages, in the order `bridge link set` takes them. */
 export const BRPORT_FLAGS = ['learning', 'flood', 'mcast_flood', 'bcast_flood', 'neigh_suppress', 'isolated'] as const;
@@ -15,7 +16,7 @@ export function renderFlags(flags: BridgePortFlags): string {
 
 export function setBridgePortFlags(dev: string, flags: BridgePortFlags): Command[] {
   const f = renderFlags(flags);
-  return f ? [{ tool: 'bridge', line: `link set dev ${dev} ${f}` }] : [];
+  return f ? [{ tool: 'bridge', line: `link set dev ${a(dev)} ${f}` }] : [];
 }
 
 /** The flags of a bridge port as `ip -d -j link` shows it (undefined: not a port of a bridge). */

@@ -18,6 +18,7 @@ import { SERVER_IF } from '../core/names.js';
 import { Phase, serviceCommand, type Command, type ServiceOp, type StepAction } from '../core/plan.js';
 import type { ObjectKind } from './kind.js';
 import { setAlias } from './link.js';
+import { iprouteArg as a } from './escape.js';
 
 const ip = (line: string): Command => ({ tool: 'ip', line });
 const svc = (s: ServiceOp, input?: string): Command => serviceCommand(s, input);
@@ -29,14 +30,14 @@ export function createServer(o: DhcpObject): Command[] {
     // The config (its header is the ownership mark) is written before the namespace exists, so
     // that a crash right after leaves a namespace the reader knows as lsdn's (run.ts).
     svc({ op: 'netns-add', ns: o.name }, o.config),
-    ip(`link add name ${o.port} mtu ${o.mtu} type veth peer name ${SERVER_IF} netns ${o.name} mtu ${o.mtu}`),
+    ip(`link add name ${a(o.port)} mtu ${o.mtu} type veth peer name ${SERVER_IF} netns ${a(o.name)} mtu ${o.mtu}`),
     setAlias(o.port, o.alias),
-    ip(`link set dev ${o.port} master ${o.bridge} ${o.up ? 'up' : 'down'}`),
+    ip(`link set dev ${a(o.port)} master ${a(o.bridge)} ${o.up ? 'up' : 'down'}`),
     // The host takes no address from the server's router advertisements (only its virts do).
     ...(o.addresses.some((a) => a.includes(':')) ? [svc({ op: 'sysctl', key: `net.ipv6.conf.${o.bridge}.accept_ra`, value: '0' })] : []),
     svc({ op: 'ns', ns: o.name, line: 'link set dev lo up' }),
     svc({ op: 'ns', ns: o.name, line: `link set dev ${SERVER_IF} up` }),
-    ...o.addresses.map((a) => svc({ op: 'ns', ns: o.name, line: `address add ${a} dev ${SERVER_IF}${a.includes(':') ? ' nodad' : ''}` })),
+    ...o.addresses.map((ad) => svc({ op: 'ns', ns: o.name, line: `address add ${a(ad)} dev ${SERVER_IF}${ad.includes(':') ? ' nodad' : ''}` })),
     ...writeFiles(o),
     svc({ op: 'start', ns: o.name }),
   ];
@@ -50,7 +51,7 @@ export function deleteServer(o: DhcpObject): Command[] {
   return [
     svc({ op: 'stop', ns: o.name }),
     // Deleting one end of a veth deletes both; then the namespace is empty.
-    ...(o.port ? [ip(`link del dev ${o.port}`)] : []),
+    ...(o.port ? [ip(`link del dev ${a(o.port)}`)] : []),
     svc({ op: 'netns-del', ns: o.name }),
     svc({ op: 'clean', ns: o.name }),
   ];

@@ -7,20 +7,21 @@ import type { FdbObject, LinkObject } from '../core/objects.js';
 import { Phase, type Command } from '../core/plan.js';
 import type { FdbEntry } from './iproute.js';
 import type { ObjectKind, PlanContext } from './kind.js';
+import { iprouteArg as a } from './escape.js';
 
 const bridge = (line: string): Command => ({ tool: 'bridge', line });
 
 export function createFdb(o: FdbObject): Command[] {
-  if (o.table === 'master') return [bridge(`fdb replace ${o.mac} dev ${o.dev} master static`)];
-  const dst = o.dst ? ` dst ${o.dst}` : '';
+  if (o.table === 'master') return [bridge(`fdb replace ${a(o.mac)} dev ${a(o.dev)} master static`)];
+  const dst = o.dst ? ` dst ${a(o.dst)}` : '';
   const port = o.port !== undefined ? ` port ${o.port}` : '';
-  return [bridge(`fdb append ${o.mac} dev ${o.dev}${dst}${port} self permanent`)];
+  return [bridge(`fdb append ${a(o.mac)} dev ${a(o.dev)}${dst}${port} self permanent`)];
 }
 
 export function deleteFdb(o: FdbObject): Command[] {
-  if (o.table === 'master') return [bridge(`fdb del ${o.mac} dev ${o.dev} master`)];
-  const dst = o.dst ? ` dst ${o.dst}` : '';
-  return [bridge(`fdb del ${o.mac} dev ${o.dev}${dst} self`)];
+  if (o.table === 'master') return [bridge(`fdb del ${a(o.mac)} dev ${a(o.dev)} master`)];
+  const dst = o.dst ? ` dst ${a(o.dst)}` : '';
+  return [bridge(`fdb del ${a(o.mac)} dev ${a(o.dev)}${dst} self`)];
 }
 
 /**

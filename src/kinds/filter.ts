@@ -9,6 +9,7 @@ import { Phase, type Command } from '../core/plan.js';
 import type { TcFilter } from './iproute.js';
 import type { ObjectKind } from './kind.js';
 import { tcBlocked } from './qdisc.js';
+import { iprouteArg as a } from './escape.js';
 
 /** Preference of lsdn's ingress redirect filter (0x15d). */
 export const FILTER_PREF = 349;
@@ -19,12 +20,12 @@ const tc = (line: string): Command => ({ tool: 'tc', line });
 
 export function replaceFilter(o: FilterObject): Command[] {
   return [tc(
-    `filter replace dev ${o.dev} parent ffff: protocol all pref ${o.pref} handle ${FILTER_HANDLE} u32 match u32 0 0 action mirred egress redirect dev ${o.redirect}`,
+    `filter replace dev ${a(o.dev)} parent ffff: protocol all pref ${o.pref} handle ${FILTER_HANDLE} u32 match u32 0 0 action mirred egress redirect dev ${a(o.redirect)}`,
   )];
 }
 
 export function deleteFilter(o: FilterObject): Command[] {
-  return [tc(`filter del dev ${o.dev} parent ffff: pref ${o.pref}`)];
+  return [tc(`filter del dev ${a(o.dev)} parent ffff: pref ${o.pref}`)];
 }
 
 /** lsdn's ingress qdisc and redirect filter on `dev`, when its ingress filters hold lsdn's redirect. */

@@ -11,6 +11,7 @@ import { Phase, type Command } from '../core/plan.js';
 import { brportFlags, planPortFlags } from './brport.js';
 import { num, str, type IpLink, type LinkIndex } from './iproute.js';
 import { diffFields, fmt, type ObjectKind, type PlanFacts } from './kind.js';
+import { iprouteArg as a } from './escape.js';
 
 const ip = (line: string): Command => ({ tool: 'ip', line });
 
@@ -26,14 +27,9 @@ export const VXLAN_DEFAULT_AGEING = 300;
 
 // ---- encoding ---------------------------------------------------------------------------------
 
-/** Quote a value for an iproute2 batch line when it has spaces or quotes. */
-function q(v: string): string {
-  return /^[^\s"'\\]+$/.test(v) ? v : `"${v.replace(/(["\\])/g, '\\$1')}"`;
-}
-
 /** Mark an interface lsdn's: its ownership alias (the kernel ignores one given to `link add`). */
 export function setAlias(name: string, alias: string): Command {
-  return ip(`link set dev ${name} alias ${q(alias)}`);
+  return ip(`link set dev ${a(name)} alias ${a(alias)}`);
 }
 
 function renderAttrs(attrs: LinkObject['attrs']): string {
@@ -41,7 +37,7 @@ function renderAttrs(attrs: LinkObject['attrs']): string {
   for (const [k, v] of Object.entries(attrs)) {
     if (v === true) parts.push(k);
     else if (v === false) parts.push(`no${k}`);
-    else parts.push(`${k} ${String(v)}`);
+    else parts.push(`${k} ${String(v).split(' ').map(a).join(' ')}`);
   }
   return parts.join(' ');
 }
@@ -50,33 +46,33 @@ function renderAttrs(attrs: LinkObject['attrs']): string {
 export function linkSetArgs(o: { mtu?: number; master?: string; up?: boolean }): string {
   const parts: string[] = [];
   if (o.mtu !== undefined) parts.push(`mtu ${o.mtu}`);
-  if (o.master !== undefined) parts.push(`master ${o.master}`);
+  if (o.master !== undefined) parts.push(`master ${a(o.master)}`);
   if (o.up !== undefined) parts.push(o.up ? 'up' : 'down');
   return parts.join(' ');
 }
 
 export function createLink(o: LinkObject): Command[] {
-  const lower = o.lower ? `link ${o.lower} ` : '';
+  const lower = o.lower ? `link ${a(o.lower)} ` : '';
   const attrs = renderAttrs(o.attrs);
   const cmds = [
-    ip(`link add ${lower}name ${o.name} type ${o.type}${attrs ? ` ${attrs}` : ''}`),
+    ip(`link add ${lower}name ${a(o.name)} type ${a(o.type)}${attrs ? ` ${attrs}` : ''}`),
     // The kernel ignores an alias given to `link add`: mark ownership at once, next line.
     setAlias(o.name, o.alias),
   ];
   if (o.netfilter) cmds.push(...setBridgeNetfilter(o.name, true));
   const set = linkSetArgs({ mtu: o.mtu, master: o.master, up: o.up });
-  if (set) cmds.push(ip(`link set dev ${o.name} ${set}`));
+  if (set) cmds.push(ip(`link set dev ${a(o.name)} ${set}`));
   return cmds;
 }
 
 /** Bridged IPv4/IPv6 through the inet hooks (br_netfilter), on this bridge only. */
 export function setBridgeNetfilter(name: string, on: boolean): Command[] {
   const v = on ? 1 : 0;
-  return [ip(`link set dev ${name} type bridge nf_call_iptables ${v} nf_call_ip6tables ${v}`)];
+  return [ip(`link set dev ${a(name)} type bridge nf_call_iptables ${v} nf_call_ip6tables ${v}`)];
 }
 
 export function deleteLink(o: { name: string }): Command[] {
-  return [ip(`link del dev ${o.name}`)];
+  return [ip(`link del dev ${a(o.name)}`)];
 }
 
 /** Commands that move a link or port from `from` to `to` in its mutable attributes. */
@@ -92,8 +88,8 @@ export function updateLinkOrPort(
     master: to.master !== undefined && to.master !== from.master ? to.master : undefined,
     up: to.up !== from.up ? to.up : undefined,
   });
-  if (to.master === undefined && from.master !== undefined) cmds.push(ip(`link set dev ${name} nomaster`));
-  if (set) cmds.push(ip(`link set dev ${name} ${set}`));
+  if (to.master === undefined && from.master !== undefined) cmds.push(ip(`link set dev ${a(name)} nomaster`));
+  if (set) cmds.push(ip(`link set dev ${a(name)} ${set}`));
   return cmds;
 }
 

@@ -3,13 +3,14 @@ import type { NeighObject } from '../core/objects.js';
 import { Phase, type Command } from '../core/plan.js';
 import type { NeighEntry } from './iproute.js';
 import type { ObjectKind } from './kind.js';
+import { iprouteArg as a } from './escape.js';
 
 export function createNeigh(o: NeighObject): Command[] {
-  return [{ tool: 'ip', line: `neigh replace ${o.ip} lladdr ${o.mac} dev ${o.dev} nud permanent` }];
+  return [{ tool: 'ip', line: `neigh replace ${a(o.ip)} lladdr ${a(o.mac)} dev ${a(o.dev)} nud permanent` }];
 }
 
 export function deleteNeigh(o: NeighObject): Command[] {
-  return [{ tool: 'ip', line: `neigh del ${o.ip} dev ${o.dev}` }];
+  return [{ tool: 'ip', line: `neigh del ${a(o.ip)} dev ${a(o.dev)}` }];
 }
 
 /** A permanent entry on an owned link (others are the kernel's or someone else's). */

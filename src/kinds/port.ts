@@ -9,13 +9,14 @@ import { brportFlags, planPortFlags } from './brport.js';
 import type { IpLink } from './iproute.js';
 import { diffFields, type ObjectKind } from './kind.js';
 import { linkSetArgs, updateLinkOrPort } from './link.js';
+import { iprouteArg as a } from './escape.js';
 
 export function attachPort(o: PortObject): Command[] {
-  return [{ tool: 'ip', line: `link set dev ${o.name} ${linkSetArgs({ mtu: o.mtu, master: o.master, up: o.up })}` }];
+  return [{ tool: 'ip', line: `link set dev ${a(o.name)} ${linkSetArgs({ mtu: o.mtu, master: o.master, up: o.up })}` }];
 }
 
 export function releasePort(o: PortObject): Command[] {
-  return [{ tool: 'ip', line: `link set dev ${o.name} nomaster` }];
+  return [{ tool: 'ip', line: `link set dev ${a(o.name)} nomaster` }];
 }
 
 /** A foreign interface enslaved to an owned bridge (a VM's tap or veth), as a port. */

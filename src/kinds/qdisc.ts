@@ -12,6 +12,7 @@ import type { KernelObject, QdiscObject } from '../core/objects.js';
 import { Phase, type Command } from '../core/plan.js';
 import type { TcQdisc } from './iproute.js';
 import type { ObjectKind, PlanContext } from './kind.js';
+import { iprouteArg as a } from './escape.js';
 
 /** Handle of lsdn's root qdiscs (hex: 0x15d). */
 export const QDISC_HANDLE = '15d:';
@@ -29,13 +30,13 @@ export function tbfArgs(o: QdiscObject): string {
 
 /** Create or change a qdisc (`replace`: idempotent, and takes over a root qdisc that is not lsdn's). */
 export function replaceQdisc(o: QdiscObject): Command[] {
-  if (o.type === 'ingress') return [tc(`qdisc replace dev ${o.dev} handle ffff: ingress`)];
-  return [tc(`qdisc replace dev ${o.dev} root handle ${QDISC_HANDLE} tbf ${tbfArgs(o)}`)];
+  if (o.type === 'ingress') return [tc(`qdisc replace dev ${a(o.dev)} handle ffff: ingress`)];
+  return [tc(`qdisc replace dev ${a(o.dev)} root handle ${QDISC_HANDLE} tbf ${tbfArgs(o)}`)];
 }
 
 /** Remove a qdisc (the interface gets its default back; an ingress qdisc takes its filters with it). */
 export function deleteQdisc(o: QdiscObject): Command[] {
-  return [tc(`qdisc del dev ${o.dev} ${o.parent === 'ingress' ? 'ingress' : 'root'}`)];
+  return [tc(`qdisc del dev ${a(o.dev)} ${o.parent === 'ingress' ? 'ingress' : 'root'}`)];
 }
 
 // ---- decoding ---------------------------------------------------------------------------------

@@ -16,20 +16,21 @@ import { Phase, type Command } from '../core/plan.js';
 import type { IpLink } from './iproute.js';
 import type { ObjectKind, PlanFacts } from './kind.js';
 import { setAlias, updateLinkOrPort } from './link.js';
+import { iprouteArg as a } from './escape.js';
 
 // ---- encoding ---------------------------------------------------------------------------------
 
 export function createTap(o: TapObject): Command[] {
-  const parts = [`tuntap add dev ${o.name} mode tap`];
-  if (o.user !== undefined) parts.push(`user ${o.user}`);
-  if (o.group !== undefined) parts.push(`group ${o.group}`);
+  const parts = [`tuntap add dev ${a(o.name)} mode tap`];
+  if (o.user !== undefined) parts.push(`user ${a(String(o.user))}`);
+  if (o.group !== undefined) parts.push(`group ${a(String(o.group))}`);
   if (o.multiQueue) parts.push('multi_queue');
   if (o.vnetHdr) parts.push('vnet_hdr');
   return [{ tool: 'ip', line: parts.join(' ') }, setAlias(o.name, o.alias)];
 }
 
 export function deleteTap(o: TapObject): Command[] {
-  return [{ tool: 'ip', line: `link del dev ${o.name}` }];
+  return [{ tool: 'ip', line: `link del dev ${a(o.name)}` }];
 }
 
 // ---- decoding ---------------------------------------------------------------------------------

@@ -27,7 +27,8 @@
 import { createHash } from 'node:crypto';
 import { z, type ZodError, type ZodType } from 'zod';
 import ipaddr from 'ipaddr.js';
-import { familyOf, interfaceNameProblem, macIsMulticast, macIsZero, normalizeMac, parsePrefix } from '../core/addr.js';
+import { familyOf, macIsMulticast, macIsZero, normalizeMac, parsePrefix } from '../core/addr.js';
+import { interfaceNameProblem } from '../core/charset.js';
 import type { SourceLoc } from '../core/location.js';
 import type { Problem } from '../core/problem.js';
 import type { FileSection } from '../file/load.js';

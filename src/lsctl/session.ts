@@ -196,9 +196,9 @@ export class LsctlSession {
     return this.model.net(net)?.virts.get(name) ?? fail(`${req.cmd}: virt "${name}" of net "${net}" no longer exists`);
   }
 
-  /** "#1", "#2"...: names of objects created without -name, unique among `taken`. */
+  /** "_1", "_2"...: names of objects created without -name, unique among `taken` (in the names' alphabet: core/charset.ts). */
   private generatedName(taken: { has(name: string): boolean }): string {
-    for (let i = 1; ; i++) if (!taken.has(`#${i}`)) return `#${i}`;
+    for (let i = 1; ; i++) if (!taken.has(`_${i}`)) return `_${i}`;
   }
 
   private printProblems(problems: Problem[], a: LsctlAnswer): void {

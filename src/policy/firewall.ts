@@ -33,6 +33,7 @@ import type { LocalNet } from '../types/plugin.js';
 import { servesAddresses } from '../services/dhcp.js';
 import { nftTableName, virtChainName } from '../core/names.js';
 import { canonicalNftLine } from '../kinds/nft.js';
+import { nftString } from '../kinds/escape.js';
 
 /** The packet-mark bit that carries "reply to the VM's own connection" from the inet table to the bridge table. */
 export const STATEFUL_MARK = 0x00800000;
@@ -244,7 +245,7 @@ export function inChainLines(v: Virt): string[] {
 
 /** The inet `forward` line that marks replies toward a stateful virt (its bridge and MAC). */
 export function statefulMarkLine(bridge: string, mac: string): string {
-  return canonicalNftLine(`iifname "${bridge}" ether daddr ${mac} ct state established,related meta mark set meta mark | ${MARK_HEX}`);
+  return canonicalNftLine(`iifname ${nftString(bridge)} ether daddr ${mac} ct state established,related meta mark set meta mark | ${MARK_HEX}`);
 }
 
 export interface LocalVirt {
@@ -269,7 +270,7 @@ export function firewallTables(
   const marks: string[] = [];
   for (const { virt: v, net, bridge } of virts) {
     if (!v.if) continue;
-    const port = JSON.stringify(v.if);
+    const port = nftString(v.if);
     const out = outChainLines(v, opts.addressing?.get(v.id));
     if (out.length) {
       const c = virtChainName(model.name, net.name, v.name, 'out');
@@ -325,7 +326,7 @@ export function hostGuardLines(nets: GuardedNet[]): { input: string[]; forward: 
   const input: string[] = [];
   const forward: string[] = [];
   for (const { net, bridge, type } of sorted) {
-    const br = JSON.stringify(bridge);
+    const br = nftString(bridge);
     if (type.routed) {
       const gw = type.routed.gateway(net);
       if (gw) input.push(`iifname ${br} ip daddr ${gw.split('/')[0]} icmp type echo-request accept`);
@@ -334,7 +335,7 @@ export function hostGuardLines(nets: GuardedNet[]): { input: string[]; forward: 
       forward.push(`iifname ${br} oifname != ${br} drop`, `oifname ${br} iifname != ${br} drop`);
     }
   }
-  if (sorted.length) input.push(`iifname ${set(sorted.map((n) => JSON.stringify(n.bridge)))} drop`);
+  if (sorted.length) input.push(`iifname ${set(sorted.map((n) => nftString(n.bridge)))} drop`);
   return { input: input.map(canonicalNftLine), forward: forward.map(canonicalNftLine) };
 }
 
@@ -348,8 +349,8 @@ export const BRIDGE_FORWARD_HOOK = 'type filter hook forward priority filter; po
 export function serverForwardLines(virts: LocalVirt[], servers: DhcpObject[]): string[] {
   const lines: string[] = [];
   for (const s of [...servers].sort((a, b) => (a.port < b.port ? -1 : 1))) {
-    const ports = virts.filter((lv) => lv.bridge === s.bridge && lv.virt.if).map((lv) => JSON.stringify(lv.virt.if)).sort();
-    const port = JSON.stringify(s.port);
+    const ports = virts.filter((lv) => lv.bridge === s.bridge && lv.virt.if).map((lv) => nftString(lv.virt.if as string)).sort();
+    const port = nftString(s.port);
     if (!ports.length) {
       lines.push(`iifname ${port} drop`, `oifname ${port} drop`);
       continue;

@@ -26,10 +26,12 @@
 import { z } from 'zod';
 import ipaddr from 'ipaddr.js';
 import type { Net } from '../model/netmodel.js';
-import { interfaceNameProblem, parsePrefix } from '../core/addr.js';
+import { parsePrefix } from '../core/addr.js';
+import { interfaceNameProblem } from '../core/charset.js';
 import type { AddrObject, KernelObject, NftTableObject, SysctlObject } from '../core/objects.js';
 import { nftTableName } from '../core/names.js';
 import { canonicalNftLine } from '../kinds/nft.js';
+import { nftString } from '../kinds/escape.js';
 import type { NetworkType } from './plugin.js';
 
 export interface PublicOptions {
@@ -146,8 +148,8 @@ export const publicNet: NetworkType<PublicOptions> = {
       const uplink = o.uplink ?? local.if;
       const subnet = subnetText(net);
       if (!uplink || !subnet) continue;
-      const up = JSON.stringify(uplink);
-      const br = JSON.stringify(bridge);
+      const up = nftString(uplink);
+      const br = nftString(bridge);
       forward.push(`iifname ${br} oifname ${up} accept`);
       if ((o.mode ?? 'nat') === 'nat') {
         forward.push(`iifname ${up} oifname ${br} ct state established,related accept`);
@@ -159,7 +161,7 @@ export const publicNet: NetworkType<PublicOptions> = {
     // Other routed traffic of the public bridges is dropped; that of private bridges by the host
     // guard (src/policy/firewall.ts hostGuardLines), on every host with a net.
     for (const { bridge } of [...pub].sort((a, b) => (a.bridge < b.bridge ? -1 : 1))) {
-      const br = JSON.stringify(bridge);
+      const br = nftString(bridge);
       forward.push(`iifname ${br} oifname != ${br} drop`, `oifname ${br} iifname != ${br} drop`);
     }
     const chains: Record<string, string[]> = { forward: forward.map(canonicalNftLine) };

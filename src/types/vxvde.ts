@@ -22,7 +22,8 @@
  * "vxvde://[GROUP][/port=P][/vni=V][/ttl=T][/if=IF][/v4|/v6]".
  */
 import { z } from 'zod';
-import { familyOf, interfaceNameProblem } from '../core/addr.js';
+import { familyOf } from '../core/addr.js';
+import { interfaceNameProblem } from '../core/charset.js';
 import { quote } from '../core/problem.js';
 import type { FdbObject, NftTableObject } from '../core/objects.js';
 import { nftTableName } from '../core/names.js';

@@ -6,6 +6,7 @@ import type { Net, Netmodel, Phys, Settings, Virt, Rule } from '../model/netmode
 import { formatLoc, type Located, type SourceLoc } from '../core/location.js';
 import { ipFamily, isMulticastIp, type IpFamily } from '../core/addr.js';
 import { quote, type Severity } from '../core/problem.js';
+import { objectNameProblem } from '../core/charset.js';
 import type { VirtAddressing } from '../ipam/ipam.js';
 import type { NetworkType, TypeCheckContext } from '../types/plugin.js';
 import { isNetworkType, networkType, settingsPort } from '../types/registry.js';
@@ -24,10 +25,7 @@ export interface ValidateOptions {
   host?: { interfaces: ReadonlySet<string>; mtu?: ReadonlyMap<string, number> };
 }
 
-/** The context name is embedded in the alias of every kernel object lsdn owns. */
-export const CONTEXT_NAME_RE = /^[A-Za-z0-9_.-]{1,32}$/;
-/** Longest name of a settings, net, phys or virt (names end up in kernel aliases, at most 255 bytes). */
-export const MAX_NAME_LENGTH = 64;
+export { MAX_NAME_LENGTH } from '../core/charset.js';
 export const MTU_MIN = 68;
 export const MTU_MAX = 65535;
 /** The smallest MTU IPv6 runs over (RFC 8200). */
@@ -37,15 +35,6 @@ export const q = quote;
 
 export function isIntIn(v: unknown, lo: number, hi: number): v is number {
   return typeof v === 'number' && Number.isInteger(v) && v >= lo && v <= hi;
-}
-
-function nameProblem(name: string): string | undefined {
-  if (name.length === 0) return 'is empty';
-  if (name.length > MAX_NAME_LENGTH) return `is ${name.length} characters long; at most ${MAX_NAME_LENGTH} are allowed`;
-  if (/[\s:/\\]/.test(name) || [...name].some((c) => c.charCodeAt(0) < 32 || c.charCodeAt(0) === 127)) {
-    return 'contains whitespace, a control character, ":", "/" or "\\" (lsdn uses them as separators)';
-  }
-  return undefined;
 }
 
 export function familyName(f: IpFamily): string {
@@ -151,8 +140,8 @@ export class Checker {
   physesWhere(pred: (p: Phys) => boolean): Phys[] {
     return [...this.model.physes.values()].filter(pred);
   }
-  checkName(label: string, what: string, name: string, at: Located): void {
-    const prob = nameProblem(name);
+  checkName(label: string, what: string, name: unknown, at: Located): void {
+    const prob = objectNameProblem(name);
     if (prob) this.error('name-invalid', label, `${what} name ${q(name)} ${prob}`, at, 'name');
   }
   checkMtu(code: string, label: string, mtu: number | undefined, at: Located): boolean {

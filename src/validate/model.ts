@@ -1,7 +1,8 @@
 /**
  * The scope validated for, and the model's context name (part of every kernel alias).
  */
-import { CONTEXT_NAME_RE, q, type Checker } from './checker.js';
+import { q, type Checker } from './checker.js';
+import { contextNameProblem } from '../core/charset.js';
 import { quoteList as listNames } from '../core/problem.js';
 
 export function checkScope(c: Checker): void {
@@ -14,9 +15,10 @@ export function checkScope(c: Checker): void {
 }
 export function checkContext(c: Checker): void {
   const m = c.model;
-  if (typeof m.name !== 'string' || !CONTEXT_NAME_RE.test(m.name)) {
+  const prob = contextNameProblem(m.name);
+  if (prob) {
     c.error('context-name-invalid', `context ${String(m.name)}`,
-      `context name ${q(m.name)} must be 1 to 32 letters, digits, "_", "." or "-" (it is part of every kernel alias lsdn writes)`,
+      `context name ${q(m.name)} ${prob} (it is part of every kernel alias, table and namespace name lsdn writes)`,
       m, 'name');
   }
 }

@@ -3,7 +3,8 @@
  * what types require of them (their `checks.phys`), and UDP ports shared by their nets.
  */
 import type { Net, Phys } from '../model/netmodel.js';
-import { interfaceNameProblem, ipFamily, isMulticastIp, normalizeIp } from '../core/addr.js';
+import { ipFamily, isMulticastIp, normalizeIp } from '../core/addr.js';
+import { interfaceNameProblem } from '../core/charset.js';
 import type { NetworkType } from '../types/plugin.js';
 import { networkTypes } from '../types/registry.js';
 import { IPV6_MIN_MTU, MTU_MIN, physLabel, q, type Checker } from './checker.js';

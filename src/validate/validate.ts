@@ -24,7 +24,7 @@ import { checkServing } from './serving.js';
 
 export { hasErrors };
 export {
-  CONTEXT_NAME_RE, IPV6_MIN_MTU, MAX_BUCKET_SECONDS, MAX_NAME_LENGTH, MTU_MAX, MTU_MIN, type ValidateOptions,
+  IPV6_MIN_MTU, MAX_BUCKET_SECONDS, MAX_NAME_LENGTH, MTU_MAX, MTU_MIN, type ValidateOptions,
 } from './checker.js';
 export { RULE_MAX_ADDR_MATCHES, RULE_PRIORITY_MAX } from './rules.js';
 

@@ -3,7 +3,8 @@
  * rates and default policy.
  */
 import { DIRECTIONS, type Phys, type Virt } from '../model/netmodel.js';
-import { interfaceNameProblem, macIsMulticast, macIsZero, normalizeMac, parsePrefix } from '../core/addr.js';
+import { macIsMulticast, macIsZero, normalizeMac, parsePrefix } from '../core/addr.js';
+import { virtInterfaceProblem } from '../core/charset.js';
 import { RULE_ACTIONS, checkRules } from './rules.js';
 import { checkRates } from './rates.js';
 import { q, virtLabel, type Checker } from './checker.js';
@@ -39,7 +40,7 @@ export function checkVirts(c: Checker): void {
           c.error('virt-if-missing', label, `it is connected to phys ${q(phys.name)} but has no interface ("if")`, v, 'if');
         }
       } else {
-        const prob = interfaceNameProblem(v.if);
+        const prob = virtInterfaceProblem(v.if);
         if (prob) {
           c.error('virt-if-invalid', label, `interface name ${q(v.if)} ${prob}`, v, 'if');
         } else if (phys) {

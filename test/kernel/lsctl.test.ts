@@ -346,8 +346,8 @@ describe('lsctl scenarios in lab hosts', { ...needsRoot, concurrency: 2 }, () =>
         await runLsctlIn(ns, cleanup, phys);
         assert.deepEqual(await ownedLinks(ns), [], `phys ${phys} after cleanup`);
       }
-      const a1 = layout.virtNs.get('1/#1')!;
-      assert.equal(await ping(a1, layout.virtIps.get('1/#3')![0]!), false, 'after cleanup, a1 no longer reaches b1');
+      const a1 = layout.virtNs.get('1/_1')!;
+      assert.equal(await ping(a1, layout.virtIps.get('1/_3')![0]!), false, 'after cleanup, a1 no longer reaches b1');
     });
   }
 
@@ -376,7 +376,7 @@ describe('lsctl scenarios in lab hosts', { ...needsRoot, concurrency: 2 }, () =>
       },
     });
     const migratorIp = layout.virtIps.get('movingTarget/migrator')![0]!;
-    const from = ['movingTarget/#1', 'movingTarget/#2'].map((id) => layout.virtNs.get(id)!);
+    const from = ['movingTarget/_1', 'movingTarget/_2'].map((id) => layout.virtNs.get(id)!);
     for (const [i, model] of states.entries()) {
       if (i > 0) {
         const before = states[i - 1]!.virt('movingTarget/migrator')!;
@@ -400,7 +400,7 @@ describe('lsctl scenarios in lab hosts', { ...needsRoot, concurrency: 2 }, () =>
       ['in', 2, [{ target: 'src_ipv4', match: '192.168.99.2', matchMask: '255.255.255.255' }]],
       ['out', 2, [{ target: 'dst_ipv4', match: '192.168.99.3', matchMask: '255.255.255.255' }]],
     ]);
-    const [a1, a2, b1] = ['1/#1', '1/#2', '1/#3'].map((id) => layout.virtNs.get(id)!) as [string, string, string];
+    const [a1, a2, b1] = ['1/_1', '1/_2', '1/_3'].map((id) => layout.virtNs.get(id)!) as [string, string, string];
     const P = (from: string, name: string, to: string, expect: boolean, why: string, src?: string): PingCase =>
       ({ from, to, expect, what: `${name} -> ${to}${src !== undefined ? ` from ${src}` : ''} (${why})`, ...(src !== undefined ? { src } : {}) });
     await assertPings([
@@ -435,7 +435,7 @@ describe('lsctl scenarios in lab hosts', { ...needsRoot, concurrency: 2 }, () =>
       [undefined, { avgRate: 2, burstSize: 2, burstRate: 2 }],
     ]);
     // Permanent neighbour entries: no ARP, so the only frames through the tbfs are the pings.
-    const ids = ['1/#1', '1/#2', '1/#3', '1/#4'];
+    const ids = ['1/_1', '1/_2', '1/_3', '1/_4'];
     const ns = ids.map((id) => layout.virtNs.get(id)!);
     const ip = ids.map((id) => layout.virtIps.get(id)![0]!.split('/')[0]!);
     await Promise.all(ns.map((n, i) => new Kernel({ netns: n }).batch('ip', ids.flatMap((id, j) =>
@@ -468,8 +468,8 @@ describe('lsctl scenarios in lab hosts', { ...needsRoot, concurrency: 2 }, () =>
     const script = scriptFile(t, 'large.lsctl', LARGE);
     const { model, layout } = await labWithLsctl(t, 'lsctllg', script, env, 'p1');
     assert.equal(model.physes.size, 34);
-    const first = layout.virtNs.get('10/#1')!;
-    const last = layout.virtNs.get('10/#34')!;
+    const first = layout.virtNs.get('10/_1')!;
+    const last = layout.virtNs.get('10/_34')!;
     const ips = [...model.net('10')!.virts.values()].map((v) => layout.virtIps.get(v.id)![0]!);
     const results = await Promise.all(ips.slice(1).map((ip) => ping(first, ip)));
     assert.deepEqual(results.map((ok, i) => (ok ? '' : ips[i + 1])).filter(Boolean), [], 'from the first virt to every other');
@@ -490,7 +490,7 @@ describe('lsctl scenarios in lab hosts', { ...needsRoot, concurrency: 2 }, () =>
       },
     });
     assert.equal(failures.length, 1, failures.join('\n'));
-    assert.match(failures[0]!, /^b: .*:18:1: error: virt 2\/#2: interface "nosuch" does not exist on this host \(phys b\)/s);
+    assert.match(failures[0]!, /^b: .*:18:1: error: virt 2\/_2: interface "nosuch" does not exist on this host \(phys b\)/s);
     assert.match(failures[0]!, /bad\.lsctl:22: error: commit: /);
   });
 });

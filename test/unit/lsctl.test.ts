@@ -272,8 +272,8 @@ puts done
     assert.equal(m.physes.size, 40);
     assert.equal(m.net('10')?.physes.size, 40);
     assert.equal(m.net('10')?.virts.size, 41);
-    assert.equal(m.virt('10/#40')?.mac, '00:00:00:00:00:28');
-    assert.equal(m.virt('10/#40')?.physRef, 'p40');
+    assert.equal(m.virt('10/_40')?.mac, '00:00:00:00:00:28');
+    assert.equal(m.virt('10/_40')?.physRef, 'p40');
     assert.equal(m.virt('10/r')?.rates.out?.spec.avg, 600 * 1024);
     const lines = r.stdout.split('\n');
     assert.equal(lines[0], 'argc=2 argv=p7 {extra arg}');
@@ -281,7 +281,7 @@ puts done
     assert.equal(lines.at(-2), 'done');
   });
 
-  test('unnamed virts and physes get names "#N"; -remove, detach, -ifClear, -macClear, context', async (t) => {
+  test('unnamed virts and physes get names "_N"; -remove, detach, -ifClear, -macClear, context', async (t) => {
     const r = await lsctl(t, `namespace import lsdn::*
 context mine
 settings vxlan/e2e
@@ -295,17 +295,17 @@ phys -name keep -ifClear -ipClear
 phys -name drop
 phys -name drop -remove
 net 1 {
-    attach #1 #2
-    virt -phys #1 -if t0 -mac 02:00:00:00:00:01
-    virt -phys #2 -if t0
-    virt -name #2 -macClear
+    attach _1 _2
+    virt -phys _1 -if t0 -mac 02:00:00:00:00:01
+    virt -phys _2 -if t0
+    virt -name _2 -macClear
     virt -name tmp
     virt -name tmp -remove
-    virt -name #1 -ip 10.1.0.1/24
+    virt -name _1 -ip 10.1.0.1/24
 }
-net 2 {attach -- #1 #2}
+net 2 {attach -- _1 _2}
 net 3
-detach -net 2 #2
+detach -net 2 _2
 net -remove 3
 virt -net 2 -name onnet -if later
 `);
@@ -313,14 +313,14 @@ virt -net 2 -name onnet -if later
     const m = r.model;
     assert.equal(m.name, 'mine');
     assert.deepEqual([...m.settings.keys()], ['default', 'second']);
-    assert.deepEqual([...m.physes.keys()], ['#1', '#2', 'keep']);
+    assert.deepEqual([...m.physes.keys()], ['_1', '_2', 'keep']);
     assert.equal(m.phys('keep')?.if, undefined);
     assert.equal(m.phys('keep')?.ip, undefined);
-    assert.deepEqual([...m.net('1')!.virts.keys()], ['#1', '#2']);
-    assert.equal(m.virt('1/#2')?.mac, undefined);
-    assert.equal(m.virt('1/#2')?.physRef, '#2');
-    assert.deepEqual(m.virt('1/#1')?.ips, ['10.1.0.1/24']);
-    assert.deepEqual([...m.net('2')!.physes].map((p) => p.name), ['#1']);
+    assert.deepEqual([...m.net('1')!.virts.keys()], ['_1', '_2']);
+    assert.equal(m.virt('1/_2')?.mac, undefined);
+    assert.equal(m.virt('1/_2')?.physRef, '_2');
+    assert.deepEqual(m.virt('1/_1')?.ips, ['10.1.0.1/24']);
+    assert.deepEqual([...m.net('2')!.physes].map((p) => p.name), ['_1']);
     assert.equal(m.net('3'), undefined);
     assert.equal(m.virt('2/onnet')?.if, 'later');
     assert.equal(m.virt('2/onnet')?.connected, false);
@@ -354,9 +354,9 @@ free
 `, ['b']);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(r.calls, [
-      ...Array(2).fill('commit b movingTarget/#1@a,movingTarget/migrator@a'),
-      ...Array(2).fill('commit b movingTarget/#1@a,movingTarget/migrator@b'),
-      ...Array(2).fill('commit b movingTarget/#1@a,movingTarget/migrator@c'),
+      ...Array(2).fill('commit b movingTarget/_1@a,movingTarget/migrator@a'),
+      ...Array(2).fill('commit b movingTarget/_1@a,movingTarget/migrator@b'),
+      ...Array(2).fill('commit b movingTarget/_1@a,movingTarget/migrator@c'),
     ]);
     assert.equal(r.commits.length, 6);
     // -if is kept when only the phys changes.
