@@ -11,7 +11,7 @@ import { validate, hasErrors } from '../validate/validate.js';
 import type { Netmodel } from '../model/netmodel.js';
 import { applyHost, destroyHost, planHost, requireRoot } from '../apply/host.js';
 import { ModelInvalidError, UsageError } from '../core/errors.js';
-import { KernelError } from '../core/errors.js';
+import { KernelError, StoreError } from '../core/errors.js';
 import { LockBusyError } from '../core/errors.js';
 import { problemsJson, formatPlan, formatReport, planJson, reportJson } from '../apply/format.js';
 import { formatProblems } from '../core/problem.js';
@@ -19,6 +19,7 @@ import { registerLab } from './lab.js';
 import { registerDoctor } from './doctor.js';
 import { registerVm } from './vm.js';
 import { registerAllocate } from './allocate.js';
+import { registerStore, storeModelOrExit, storeOptions, withStore, type StoreFlags } from './store.js';
 import { registerLsctlVerbs, dumpLsctl } from './lsctl-verbs.js';
 import { Exit, err, loadOrExit, out } from './util.js';
 
@@ -76,10 +77,13 @@ export function buildProgram(): Command {
     if (o.exitCode && hp.plan.steps.length) throw new Exit(2);
   });
 
-  hostOpts(program.command('apply').description('converge this host on the model (idempotent, incremental)').argument('<file>', 'netmodel file')).action(
-    async (file: string, o: { phys?: string; netns?: string; json?: boolean }) => {
+  storeOptions(hostOpts(program.command('apply').description('converge this host on the model (idempotent, incremental): a file, or the store\'s current revision').argument('[file]', 'netmodel file (or --store / LSDN_STORE)')), false).action(
+    async (file: string | undefined, o: StoreFlags & { phys?: string; netns?: string; json?: boolean }) => {
       requireRoot('apply');
-      const { model } = await loadOrExit(file, o.json);
+      if (file === undefined && !o.store && !process.env.LSDN_STORE) throw new UsageError('apply: give a netmodel file, or --store URL (or LSDN_STORE)');
+      const model = file !== undefined && !o.store
+        ? (await loadOrExit(file, o.json)).model
+        : await withStore(o, async (s) => (await storeModelOrExit(s)).model);
       const r = await applyHost(model, { phys: o.phys, netns: o.netns });
       printWarnings(r.warnings);
       if (o.json) out(JSON.stringify({ phys: r.phys.name, ...(reportJson(r.report) as object) }, null, 2));
@@ -142,6 +146,7 @@ export function buildProgram(): Command {
   registerDoctor(program);
   registerVm(program);
   registerAllocate(program);
+  registerStore(program);
   registerLab(program);
   registerLsctlVerbs(program);
   return program;
@@ -162,6 +167,10 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     }
     if (e instanceof UsageError || e instanceof LockBusyError) {
+      err(`lsdn: ${e.message}`);
+      return 1;
+    }
+    if (e instanceof StoreError) {
       err(`lsdn: ${e.message}`);
       return 1;
     }

@@ -30,8 +30,8 @@ export class UsageError extends LsdnError {}
 
 /** The model has errors: nothing was applied. */
 export class ModelInvalidError extends LsdnError {
-  constructor(readonly problems: Problem[]) {
-    super(`the model is invalid (${problems.filter((p) => p.severity === 'error').length} problem(s)); nothing was applied`);
+  constructor(readonly problems: Problem[], consequence = 'nothing was applied') {
+    super(`the model is invalid (${problems.filter((p) => p.severity === 'error').length} problem(s)); ${consequence}`);
   }
 }
 
@@ -65,3 +65,24 @@ export class TclshMissingError extends LsdnError {
     );
   }
 }
+
+/**
+ * The store boundary (etcd) failed or refused: what lsdn asked (`op`: "txn on /lsdn/demo/",
+ * "range /lsdn/demo/ at 42") and what etcd answered (`answer`: its error text, "permission
+ * denied", "unavailable"...). `unavailable` is true when no member could be reached (a watcher
+ * then keeps the kernel as it is and retries).
+ */
+export class StoreError extends LsdnError {
+  constructor(
+    message: string,
+    readonly op: string,
+    readonly answer: string,
+    readonly unavailable = false,
+  ) {
+    super(message);
+    this.name = 'StoreError';
+  }
+}
+
+/** A write lost to concurrent writers more times than it may retry, or met a change it cannot redo. */
+export class StoreConflictError extends StoreError {}

@@ -26,13 +26,15 @@ export const LAYERS: Record<string, readonly string[]> = {
   vm: ['core', 'model', 'kinds', 'compile'],
   kernel: ['core', 'model', 'kinds', 'types', 'services'],
   apply: ['core', 'model', 'kinds', 'ipam', 'types', 'services', 'policy', 'validate', 'compile', 'plan', 'file', 'vm', 'kernel'],
+  cluster: ['core', 'model', 'ipam', 'types', 'services', 'validate', 'file'],
+  store: ['core', 'model', 'kinds', 'ipam', 'types', 'services', 'policy', 'validate', 'compile', 'plan', 'file', 'vm', 'kernel', 'apply', 'cluster'],
   lab: ['core', 'model', 'kinds', 'ipam', 'types', 'services', 'policy', 'validate', 'compile', 'plan', 'file', 'vm', 'kernel', 'apply'],
   lsctl: ['core', 'model', 'kinds', 'ipam', 'types', 'services', 'policy', 'validate', 'compile', 'plan', 'file', 'vm', 'kernel', 'apply'],
-  cli: ['core', 'model', 'kinds', 'ipam', 'types', 'services', 'policy', 'validate', 'compile', 'plan', 'file', 'vm', 'kernel', 'apply', 'lab', 'lsctl'],
+  cli: ['core', 'model', 'kinds', 'ipam', 'types', 'services', 'policy', 'validate', 'compile', 'plan', 'file', 'vm', 'kernel', 'apply', 'lab', 'lsctl', 'cluster', 'store'],
 };
 
 /** Folders that decide without touching the host: no file, process or socket I/O. */
-export const PURE = ['core', 'model', 'kinds', 'ipam', 'types', 'services', 'policy', 'validate', 'compile', 'plan', 'file', 'vm'];
+export const PURE = ['core', 'model', 'kinds', 'ipam', 'types', 'services', 'policy', 'validate', 'compile', 'plan', 'file', 'vm', 'cluster'];
 /** The I/O modules a pure folder may not import. */
 export const IO_MODULES = ['node:fs', 'node:fs/promises', 'node:child_process', 'node:net', 'fs', 'fs/promises', 'child_process', 'net'];
 /** The one exception, by file: the loader reads the model file it is given (`loadModelFile`). */
