@@ -9,12 +9,13 @@ import { KernelError } from '../core/errors.js';
 import type { Plan, Step } from '../plan/plan.js';
 import { runServiceCommands } from '../kernel/services.js';
 
-export type StepStatus = 'done' | 'failed' | 'blocked';
+/** `waiting`: blocked only by a VM interface that does not exist yet (the VM is not running): not a failure. */
+export type StepStatus = 'done' | 'failed' | 'blocked' | 'waiting';
 
 export interface StepResult {
   step: Step;
   status: StepStatus;
-  /** Kernel message (failed) or reason (blocked). */
+  /** Kernel message (failed) or reason (blocked, waiting). */
   error?: string;
   /** The batch line that failed. */
   failedLine?: string;
@@ -22,6 +23,7 @@ export interface StepResult {
 
 export interface ExecuteReport {
   results: StepResult[];
+  /** Nothing failed and nothing is blocked (steps waiting for a VM's interface are fine). */
   ok: boolean;
   /** Kernel operations sent (batch lines). */
   operations: number;
@@ -30,7 +32,9 @@ export interface ExecuteReport {
 }
 
 export async function executePlan(kernel: Kernel, plan: Plan): Promise<ExecuteReport> {
-  const results: StepResult[] = plan.steps.map((step) => (step.blocked ? { step, status: 'blocked', error: step.blocked } : { step, status: 'done' }));
+  const results: StepResult[] = plan.steps.map((step) =>
+    step.blocked ? { step, status: step.waits ? 'waiting' : 'blocked', error: step.blocked } : { step, status: 'done' },
+  );
   const before = { ...kernel.stats };
 
   // Flatten into (step, command) and cut into runs of one tool.
@@ -71,7 +75,7 @@ export async function executePlan(kernel: Kernel, plan: Plan): Promise<ExecuteRe
   }
   return {
     results,
-    ok: results.every((r) => r.status === 'done'),
+    ok: results.every((r) => r.status === 'done' || r.status === 'waiting'),
     operations: kernel.stats.operations - before.operations,
     processes: kernel.stats.processes - before.processes,
   };

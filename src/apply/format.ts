@@ -2,12 +2,13 @@
 import type { Problem } from '../core/problem.js';
 import type { Plan, Step } from '../plan/plan.js';
 import type { ExecuteReport } from './execute.js';
+import type { Logger } from '../core/log.js';
 
 const SYMBOL: Record<Step['action'], string> = { create: '+', delete: '-', update: '~', recreate: '±' };
 
 export function formatStep(s: Step, withCommands = true): string {
   const lines = [`${SYMBOL[s.action]} ${s.action} ${s.key}${s.changes?.length ? `: ${s.changes.join(', ')}` : ''}`];
-  if (s.blocked) lines.push(`    BLOCKED: ${s.blocked}`);
+  if (s.blocked) lines.push(`    ${s.waits ? 'WAITING' : 'BLOCKED'}: ${s.blocked}${s.waits ? ' (until the VM runs; its hook wires it)' : ''}`);
   if (withCommands) for (const c of s.commands) lines.push(`    ${c.tool} ${c.line}`);
   return lines.join('\n');
 }
@@ -26,7 +27,11 @@ export function planJson(plan: Plan): unknown {
 
 export function formatReport(report: ExecuteReport, header: string): string {
   const done = report.results.filter((r) => r.status === 'done').length;
-  const lines = [`${header}: ${done} of ${report.results.length} change(s) applied (${report.operations} kernel operations in ${report.processes} process(es))`];
+  const waiting = report.results.filter((r) => r.status === 'waiting').length;
+  const lines = [
+    `${header}: ${done} of ${report.results.length} change(s) applied (${report.operations} kernel operations in ${report.processes} process(es))` +
+      (waiting ? `, ${waiting} waiting for VMs that are not running` : ''),
+  ];
   for (const r of report.results) {
     if (r.status === 'done') continue;
     lines.push(`  ${r.status.toUpperCase()}: ${r.step.action} ${r.step.key}: ${r.error ?? ''}${r.failedLine ? ` [${r.failedLine}]` : ''}`);
@@ -50,4 +55,43 @@ export function reportJson(report: ExecuteReport): unknown {
  */
 export function problemsJson(problems: Problem[]): unknown[] {
   return problems.map(({ path: _path, ...p }) => p);
+}
+
+/**
+ * An apply's report as log events: one line per step that did not succeed (`step.failed`
+ * error, `step.blocked` warn, `step.waiting` info), one per step done (`step.done`, debug), then `apply.done`
+ * (info when everything was applied, error otherwise) with the counts and the duration.
+ */
+export function logReport(log: Logger, report: ExecuteReport, what: string, ms: number): void {
+  let done = 0;
+  let failed = 0;
+  let blocked = 0;
+  let waiting = 0;
+  for (const r of report.results) {
+    const step = { action: r.step.action, key: r.step.key };
+    if (r.status === 'done') {
+      done++;
+      log.debug('step.done', `${r.step.action} ${r.step.key}`, step);
+    } else if (r.status === 'waiting') {
+      waiting++;
+      log.info('step.waiting', `${r.step.action} ${r.step.key}: ${r.error ?? 'waiting'}`, { ...step, interface: r.step.waits, reason: r.error });
+    } else if (r.status === 'failed') {
+      failed++;
+      log.error('step.failed', `${r.step.action} ${r.step.key}: ${r.error ?? 'failed'}`, { ...step, reason: r.error, batchLine: r.failedLine });
+    } else {
+      blocked++;
+      log.warn('step.blocked', `${r.step.action} ${r.step.key}: ${r.error ?? 'blocked'}`, { ...step, reason: r.error });
+    }
+  }
+  log.log(report.ok ? 'info' : 'error', 'apply.done', `${what}: ${done} of ${report.results.length} change(s) applied`, {
+    ok: report.ok,
+    steps: report.results.length,
+    done,
+    failed,
+    blocked,
+    waiting,
+    operations: report.operations,
+    processes: report.processes,
+    ms,
+  });
 }

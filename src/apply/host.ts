@@ -23,6 +23,9 @@ import { runDir } from '../services/dhcp.js';
 import { serverHostTag } from '../core/names.js';
 import { missingServiceTools } from '../kernel/tools.js';
 import { UsageError, ModelInvalidError } from '../core/errors.js';
+import { silentLogger, type Logger } from '../core/log.js';
+import { formatProblem } from '../core/problem.js';
+import { logReport } from './format.js';
 
 export interface HostOptions {
   /** The local phys: by name, by this host's hostname, or by one of its IPs. Default: the model's claimed-local phys, else this host's hostname, else a phys whose IP is on this host. */
@@ -31,6 +34,8 @@ export interface HostOptions {
   netns?: string;
   /** Use this kernel handle (counts operations; tests pass their own). */
   kernel?: Kernel;
+  /** Where apply's events go (one line each: plan, problems, failed and blocked steps, done). Default: nowhere. */
+  logger?: Logger;
 }
 
 export interface HostPlan {
@@ -174,14 +179,26 @@ export function requireRoot(verb: string): void {
 
 /** Converge the host on the model. */
 export async function applyHost(model: Netmodel, opts: HostOptions = {}): Promise<HostPlan & { report: ExecuteReport }> {
+  const started = Date.now();
   const kernel = opts.kernel ?? new Kernel({ netns: opts.netns });
   const release = acquireLock(lockScope(kernel));
   try {
     const hp = await planHost(model, { ...opts, kernel });
+    const log = (opts.logger ?? silentLogger).child({ context: model.name, phys: hp.phys.name, ...(kernel.netns ? { netns: kernel.netns } : {}) });
+    for (const p of hp.problems) log.warn('model.problem', formatProblem(p), { code: p.code });
+    for (const w of hp.warnings) log.warn('compile.warning', w);
+    const blocked = hp.plan.steps.filter((s) => s.blocked).length;
+    log.info('apply.plan', `${hp.plan.steps.length} change(s) to make${blocked ? `, ${blocked} of them blocked` : ''}`, {
+      steps: hp.plan.steps.length,
+      blocked,
+      desired: hp.desired.size,
+      owned: hp.read.state.size,
+    });
     await checkFeatures(hp);
     const tools = missingServiceTools(hp.plan);
     if (tools) throw new UsageError(`${tools}; nothing was applied`);
     const report = await executePlan(kernel, hp.plan);
+    logReport(log, report, `apply on phys ${hp.phys.name}`, Date.now() - started);
     return { ...hp, report };
   } finally {
     release();

@@ -34,6 +34,8 @@ import { validateWithAddressing } from '../validate/validate.js';
 import { hostsFilePath, serverOfBridge, servingGaps } from '../vm/serving.js';
 import { executePlan, type ExecuteReport } from './execute.js';
 import { localFacts, lockScope } from './host.js';
+import { logReport } from './format.js';
+import { silentLogger, type Logger } from '../core/log.js';
 
 export interface VirtApplyOptions {
   /** Work inside this network namespace. */
@@ -46,6 +48,8 @@ export interface VirtApplyOptions {
   mode?: 'up' | 'down';
   /** How long to wait for a concurrent apply's lock (ms). Default 30 s. */
   lockWaitMs?: number;
+  /** Where the events go (failed and blocked steps, done). Default: nowhere. */
+  logger?: Logger;
 }
 
 export interface VirtApplyResult {
@@ -185,11 +189,15 @@ export async function planVirt(model: Netmodel, virt: Virt, opts: VirtApplyOptio
 
 /** Wire (or unwire) one virt on this host: its local objects only, under the host's lock. */
 export async function applyVirt(model: Netmodel, virt: Virt, opts: VirtApplyOptions = {}): Promise<VirtApplyResult> {
+  const started = Date.now();
   const kernel = opts.kernel ?? new Kernel({ netns: opts.netns });
   const release = await lockWithWait(kernel, opts.lockWaitMs ?? 30_000);
   try {
     const p = await planVirt(model, virt, { ...opts, kernel });
     const report = await executePlan(kernel, p.plan);
+    const mode = opts.mode ?? 'up';
+    const log = (opts.logger ?? silentLogger).child({ context: model.name, virt: virt.id, if: virt.if, mode, ...(kernel.netns ? { netns: kernel.netns } : {}) });
+    logReport(log, report, `${mode === 'up' ? 'wire' : 'unwire'} virt ${virt.id}`, Date.now() - started);
     return { virt, desired: p.desired, actual: p.actual, plan: p.plan, report };
   } finally {
     release();

@@ -16,12 +16,14 @@ import { LockBusyError } from '../core/errors.js';
 import { problemsJson, formatPlan, formatReport, planJson, reportJson } from '../apply/format.js';
 import { formatProblems } from '../core/problem.js';
 import { registerLab } from './lab.js';
+import { registerCompletion } from './completion.js';
 import { registerDoctor } from './doctor.js';
 import { registerVm } from './vm.js';
 import { registerAllocate } from './allocate.js';
 import { registerStore, storeModelOrExit, storeOptions, withStore, type StoreFlags } from './store.js';
 import { registerLsctlVerbs, dumpLsctl } from './lsctl-verbs.js';
 import { Exit, err, loadOrExit, out } from './util.js';
+import { cliLogger, isDebugging, logOptions, withLog, type LogOptions } from './log.js';
 
 const require = createRequire(import.meta.url);
 const VERSION = (require('../../package.json') as { version: string }).version;
@@ -72,23 +74,33 @@ export function buildProgram(): Command {
     if (o.json) out(JSON.stringify({ phys: hp.phys.name, changes: planJson(hp.plan), problems: problemsJson(hp.problems) }, null, 2));
     else {
       const text = formatPlan(hp.plan, `plan for phys ${hp.phys.name}${o.netns ? ` (netns ${o.netns})` : ''}`);
-      out(o.commands ? text : text.split('\n').filter((l) => !l.startsWith('    ') || l.includes('BLOCKED')).join('\n'));
+      out(o.commands ? text : text.split('\n').filter((l) => !l.startsWith('    ') || l.includes('BLOCKED') || l.includes('WAITING')).join('\n'));
     }
     if (o.exitCode && hp.plan.steps.length) throw new Exit(2);
   });
 
-  storeOptions(hostOpts(program.command('apply').description('converge this host on the model (idempotent, incremental): a file, or the store\'s current revision').argument('[file]', 'netmodel file (or --store / LSDN_STORE)')), false).action(
-    async (file: string | undefined, o: StoreFlags & { phys?: string; netns?: string; json?: boolean }) => {
-      requireRoot('apply');
-      if (file === undefined && !o.store && !process.env.LSDN_STORE) throw new UsageError('apply: give a netmodel file, or --store URL (or LSDN_STORE)');
-      const model = file !== undefined && !o.store
-        ? (await loadOrExit(file, o.json)).model
-        : await withStore(o, async (s) => (await storeModelOrExit(s)).model);
-      const r = await applyHost(model, { phys: o.phys, netns: o.netns });
-      printWarnings(r.warnings);
-      if (o.json) out(JSON.stringify({ phys: r.phys.name, ...(reportJson(r.report) as object) }, null, 2));
-      else out(formatReport(r.report, `apply on phys ${r.phys.name}`));
-      if (!r.report.ok) throw new Exit(1);
+  logOptions(storeOptions(hostOpts(program.command('apply').description('converge this host on the model (idempotent, incremental): a file, or the store\'s current revision').argument('[file]', 'netmodel file (or --store / LSDN_STORE)')), false)).action(
+    async (file: string | undefined, o: StoreFlags & { phys?: string; netns?: string; json?: boolean } & LogOptions) => {
+      const log = cliLogger(o);
+      await withLog(log, 'apply.failed', async () => {
+        requireRoot('apply');
+        if (file === undefined && !o.store && !process.env.LSDN_STORE) throw new UsageError('apply: give a netmodel file, or --store URL (or LSDN_STORE)');
+        let model: Netmodel;
+        if (file !== undefined && !o.store) {
+          const { model: m, problems } = await loadModelFile(file);
+          if (!m || hasErrors(problems)) {
+            if (o.json) out(JSON.stringify({ valid: false, problems: problemsJson(problems) }, null, 2));
+            throw new ModelInvalidError(problems);
+          }
+          model = m;
+        } else {
+          model = await withStore(o, async (s) => (await storeModelOrExit(s)).model);
+        }
+        const r = await applyHost(model, { phys: o.phys, netns: o.netns, logger: log.child(file !== undefined && !o.store ? { file } : { store: true }) });
+        if (o.json) out(JSON.stringify({ phys: r.phys.name, ...(reportJson(r.report) as object) }, null, 2));
+        else out(formatReport(r.report, `apply on phys ${r.phys.name}`));
+        if (!r.report.ok) throw new Exit(1);
+      });
     },
   );
 
@@ -149,6 +161,7 @@ export function buildProgram(): Command {
   registerStore(program);
   registerLab(program);
   registerLsctlVerbs(program);
+  registerCompletion(program);
   return program;
 }
 
@@ -183,6 +196,10 @@ export async function main(argv: string[]): Promise<number> {
       err(`lsdn: ${(e as Error).message}`);
       return 1;
     }
-    throw e;
+    // A bug: its message, and its stack only when debugging (LSDN_DEBUG=1 or --log-level debug).
+    err(`lsdn: internal error: ${e instanceof Error ? e.message : String(e)}`);
+    if (isDebugging() && e instanceof Error && e.stack) err(e.stack);
+    else err('lsdn: (run again with LSDN_DEBUG=1 for the stack trace)');
+    return 1;
   }
 }

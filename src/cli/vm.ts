@@ -15,6 +15,7 @@ import { findVirt, libvirtInterfaceXml, qemuNetArgs, shellWord } from '../vm/gen
 import { VmError } from '../core/errors.js';
 import { formatReport, reportJson } from '../apply/format.js';
 import { Exit, err, loadOrExit, out } from './util.js';
+import { cliLogger, logFormatOf, logOptions, withLog, type LogOptions } from './log.js';
 
 /** The virt a command names (NET/VIRT, or a name unique in the model). */
 function virtOrUsage(model: Netmodel, ref: string): Virt {
@@ -33,7 +34,7 @@ function generated<T>(f: () => T): T {
   }
 }
 
-interface HookOpts {
+interface HookOpts extends LogOptions {
   model?: string;
   phys?: string;
   netns?: string;
@@ -41,7 +42,7 @@ interface HookOpts {
 }
 
 function hookOptions(c: Command): Command {
-  return c
+  return logOptions(c)
     .option('--model <file>', `netmodel file (default: $LSDN_MODEL, else ${DEFAULT_MODEL_PATH})`)
     .option('--phys <name>', 'this host\'s phys (default: $LSDN_PHYS; needed only when the interface name is not unique)')
     .option('--netns <name>', 'work inside this network namespace (default: $LSDN_NETNS)')
@@ -54,26 +55,29 @@ function resolved(o: HookOpts): { model: string; phys?: string; netns?: string }
   return { model: o.model ?? process.env.LSDN_MODEL ?? DEFAULT_MODEL_PATH, ...(phys ? { phys } : {}), ...(netns ? { netns } : {}) };
 }
 
-function printResult(r: VirtApplyResult, json: boolean | undefined, what: string): void {
-  if (json) out(JSON.stringify({ virt: r.virt.id, report: reportJson(r.report) }, null, 2));
-  else err(formatReport(r.report, what));
+function printResult(r: VirtApplyResult, o: HookOpts, what: string): void {
+  if (o.json) out(JSON.stringify({ virt: r.virt.id, report: reportJson(r.report) }, null, 2));
+  else if (logFormatOf(o) === 'text') err(formatReport(r.report, what));
   if (!r.report.ok) throw new Exit(1);
 }
 
 /** Wire or unwire the virt whose interface is `ifname`; interfaces lsdn does not know are not its business (exit 0). */
 async function hookInterfaces(ifnames: string[], mode: 'up' | 'down', o: HookOpts, caller: string): Promise<void> {
-  requireRoot(`hook ${caller}`);
-  const r = resolved(o);
-  const { model } = await loadOrExit(r.model);
-  for (const ifname of ifnames) {
-    const virt = virtByInterface(model, ifname, r.phys);
-    if (!virt) {
-      err(`lsdn hook ${caller}: ${ifname} is no virt's interface${r.phys ? ` on phys ${r.phys}` : ''} in ${r.model}; nothing to do`);
-      continue;
+  const log = cliLogger(o).child({ hook: caller });
+  await withLog(log, 'hook.failed', async () => {
+    requireRoot(`hook ${caller}`);
+    const r = resolved(o);
+    const { model } = await loadOrExit(r.model);
+    for (const ifname of ifnames) {
+      const virt = virtByInterface(model, ifname, r.phys);
+      if (!virt) {
+        log.info('hook.skip', `${ifname} is no virt's interface${r.phys ? ` on phys ${r.phys}` : ''} in ${r.model}; nothing to do`, { if: ifname });
+        continue;
+      }
+      const res = await applyVirt(model, virt, { mode, logger: log, ...(r.netns ? { netns: r.netns } : {}) });
+      printResult(res, o, `${caller} ${ifname} (virt ${virt.id}, ${mode})`);
     }
-    const res = await applyVirt(model, virt, { mode, ...(r.netns ? { netns: r.netns } : {}) });
-    printResult(res, o.json, `${caller} ${ifname} (virt ${virt.id}, ${mode})`);
-  }
+  });
 }
 
 /** Target devices of a libvirt domain XML's `<interface>` elements. */
@@ -131,8 +135,8 @@ export function registerVm(program: Command): void {
     const { model } = await loadOrExit(file);
     const virt = virtOrUsage(model, ref);
     if (r.phys && virt.phys?.name !== r.phys) throw new UsageError(`virt ${virt.id} is on phys ${virt.phys?.name ?? '(none)'}, not ${r.phys}`);
-    const res = await applyVirt(model, virt, { mode: o.down ? 'down' : 'up', ...(r.netns ? { netns: r.netns } : {}) });
-    printResult(res, o.json, `vm apply ${virt.id}`);
+    const res = await applyVirt(model, virt, { mode: o.down ? 'down' : 'up', logger: cliLogger(o), ...(r.netns ? { netns: r.netns } : {}) });
+    printResult(res, o, `vm apply ${virt.id}`);
   });
 
   const hook = program.command('hook').description('hypervisor hooks: connect a VM started or stopped after the last apply (examples/hooks/)');

@@ -81,6 +81,11 @@ export interface Step {
   changes?: string[];
   /** Why the step cannot run, when it cannot (e.g. the VM's interface does not exist). */
   blocked?: string;
+  /**
+   * A blocked step that only waits for this interface to appear (a VM that is not running: its
+   * hook wires it when it starts). Waiting steps do not make an apply fail.
+   */
+  waits?: string;
   commands: Command[];
 }
 

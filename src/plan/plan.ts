@@ -61,9 +61,18 @@ export function planChanges(desired: HostState, actual: HostState, facts: PlanFa
       else if (!blockedKeys.has(key)) {
         // One blocked step per object (not one per step it would have had), without commands.
         blockedKeys.add(key);
-        steps.push({ phase, action, key, commands: [], ...extra, blocked: why });
+        const waits = action === 'delete' ? undefined : waitsFor(o);
+        steps.push({ phase, action, key, commands: [], ...extra, blocked: why, ...(waits ? { waits } : {}) });
       }
     },
+  };
+  // A step blocked only by an interface that does not exist (and that nothing here makes)
+  // waits for it: a VM that is not running; its hypervisor hook wires it when it starts.
+  const waitsFor = (o: KernelObject): string | undefined => {
+    const names = kindOf(o).hangsOn(o).filter((n): n is string => n !== undefined);
+    if (!facts.links || names.some((n) => p.dep(n, 'interface') !== undefined)) return undefined;
+    const links = facts.links;
+    return names.find((n) => !links.has(n) && !p.willCreate(n));
   };
   const hangsOnGone = (o: KernelObject) => kindOf(o).hangsOn(o).some((n) => n !== undefined && gone.has(n));
 
