@@ -112,13 +112,13 @@ export function ruleLine(s: RuleSpec): string | undefined {
   return canonicalNftLine(parts.join(' '));
 }
 
-/** Rules of one direction in evaluation order: lower priority first, then declaration order. */
-function orderedRules(v: Virt, dir: 'in' | 'out'): RuleSpec[] {
+/** Rules of one direction in evaluation order (lower priority first, then declaration order), with their 1-based number among the virt's rules. */
+function orderedRules(v: Virt, dir: 'in' | 'out'): { r: RuleSpec; n: number }[] {
   return v.rules
     .map((r, i) => ({ r, i }))
     .filter(({ r }) => r.direction === dir)
     .sort((a, b) => a.r.spec.priority - b.r.spec.priority || a.i - b.i)
-    .map(({ r }) => r.spec);
+    .map(({ r, i }) => ({ r: r.spec, n: i + 1 }));
 }
 
 // ---- infrastructure allowances and anti-spoofing -------------------------------------------
@@ -159,6 +159,29 @@ export function virtAddresses(v: Virt, assigned?: VirtAddressing): { v4: string[
 }
 
 /**
+ * Where a line of a virt's chain comes from: one of its rules (1-based in the order the virt
+ * lists its rules), its default, anti-spoofing (and why), the rogue-server guard, an allowance
+ * every filtered virt needs (ARP, neighbour discovery, DHCP) or stateful filtering. `lsdn trace`
+ * names the line that decides a packet by this.
+ */
+export interface LineOrigin {
+  kind: 'rule' | 'default' | 'anti-spoof' | 'server-guard' | 'allowance' | 'stateful';
+  /** The virt's id ("net/virt"). */
+  virt: string;
+  direction: 'in' | 'out';
+  /** What the line is for, in words. */
+  why: string;
+  /** kind rule: its number among the virt's rules (1-based, as declared). */
+  rule?: number;
+}
+
+/** A chain line with its origin. */
+export interface ChainEntry {
+  line: string;
+  origin: LineOrigin;
+}
+
+/**
  * Anti-spoofing of what a VM sends: its MAC as Ethernet source and ARP sender; its IPv4
  * addresses (when the model gives any) as IP source and ARP sender address, 0.0.0.0 only for
  * DHCP and ARP probes; its IPv6 addresses (when given) plus link-local ones as source, :: only
@@ -166,38 +189,42 @@ export function virtAddresses(v: Virt, assigned?: VirtAddressing): { v4: string[
  * link-local target, and neighbour/router messages only with its own MAC as link-layer option.
  * VLAN-tagged frames are dropped (their inner headers would escape these checks).
  */
-export function antiSpoofLines(v: Virt, assigned?: VirtAddressing): string[] {
+export function antiSpoofEntries(v: Virt, assigned?: VirtAddressing): ChainEntry[] {
   if (!v.antiSpoof) return [];
   const mac = typeof v.mac === 'string' ? normalizeMac(v.mac) : undefined;
   const { v4, v6: own6 } = virtAddresses(v, assigned);
   // Link-local addresses are covered by fe80::/10 below (nft would merge them into it anyway).
   const v6 = own6.filter((a) => !/^fe[89ab]/i.test(a));
   if (!mac && !v4.length && !v6.length) return [];
-  const out: string[] = [];
-  if (mac) out.push(`ether saddr != ${mac} drop`);
-  out.push('ether type { 8021ad, 8021q } drop');
-  if (mac) out.push(`arp saddr ether != ${mac} drop`);
+  const out: [string, string][] = [];
+  if (mac) out.push([`ether saddr != ${mac} drop`, `the Ethernet source is not the virt's MAC ${mac}`]);
+  out.push(['ether type { 8021ad, 8021q } drop', 'VLAN-tagged frames are not accepted from a VM']);
+  if (mac) out.push([`arp saddr ether != ${mac} drop`, `the ARP sender MAC is not the virt's ${mac}`]);
   if (v4.length) {
-    out.push(`arp saddr ip != ${set(['0.0.0.0', ...v4])} drop`);
-    out.push(`ip saddr != ${set(['0.0.0.0', ...v4])} drop`);
-    out.push('ip saddr 0.0.0.0 meta l4proto != udp drop');
-    out.push('ip saddr 0.0.0.0 udp dport != 67 drop');
+    out.push([`arp saddr ip != ${set(['0.0.0.0', ...v4])} drop`, `the ARP sender address is not the virt's (${v4.join(', ')})`]);
+    out.push([`ip saddr != ${set(['0.0.0.0', ...v4])} drop`, `the IPv4 source is not the virt's (${v4.join(', ')})`]);
+    out.push(['ip saddr 0.0.0.0 meta l4proto != udp drop', 'source 0.0.0.0 is for DHCP only']);
+    out.push(['ip saddr 0.0.0.0 udp dport != 67 drop', 'source 0.0.0.0 is for DHCP only']);
   }
   if (v6.length) {
-    out.push(`ip6 saddr != ${set(['::', 'fe80::/10', ...v6])} drop`);
-    out.push('ip6 saddr :: meta l4proto != ipv6-icmp drop');
-    out.push(`ip6 saddr :: icmpv6 type != ${set(['nd-neighbor-solicit', 'mld-listener-report', 'mld2-listener-report'])} drop`);
+    out.push([`ip6 saddr != ${set(['::', 'fe80::/10', ...v6])} drop`, `the IPv6 source is neither the virt's (${v6.join(', ')}) nor link-local`]);
+    out.push(['ip6 saddr :: meta l4proto != ipv6-icmp drop', 'source :: is for duplicate address detection and MLD only']);
+    out.push([`ip6 saddr :: icmpv6 type != ${set(['nd-neighbor-solicit', 'mld-listener-report', 'mld2-listener-report'])} drop`, 'source :: is for duplicate address detection and MLD only']);
     const targets = v6.map((a) => hexOf(ipaddr.IPv6.parse(a).toByteArray()));
-    out.push(`icmpv6 type nd-neighbor-advert @th,64,16 & 0xffc0 != 0xfe80 @th,64,128 != ${set(targets)} drop`);
+    out.push([`icmpv6 type nd-neighbor-advert @th,64,16 & 0xffc0 != 0xfe80 @th,64,128 != ${set(targets)} drop`, 'a neighbour advertisement for an address not the virt\'s']);
   }
   if (mac) {
     const m = macHex(mac);
     // Source (type 1) / target (type 2) link-layer address option, length 1 (8 bytes), first option.
-    out.push(`icmpv6 type nd-neighbor-solicit @th,192,16 0x101 @th,208,48 != ${m} drop`);
-    out.push(`icmpv6 type nd-neighbor-advert @th,192,16 0x201 @th,208,48 != ${m} drop`);
-    out.push(`icmpv6 type nd-router-solicit @th,64,16 0x101 @th,80,48 != ${m} drop`);
+    out.push([`icmpv6 type nd-neighbor-solicit @th,192,16 0x101 @th,208,48 != ${m} drop`, `a neighbour solicitation whose link-layer address is not ${mac}`]);
+    out.push([`icmpv6 type nd-neighbor-advert @th,192,16 0x201 @th,208,48 != ${m} drop`, `a neighbour advertisement whose link-layer address is not ${mac}`]);
+    out.push([`icmpv6 type nd-router-solicit @th,64,16 0x101 @th,80,48 != ${m} drop`, `a router solicitation whose link-layer address is not ${mac}`]);
   }
-  return out.map(canonicalNftLine);
+  return out.map(([line, why]) => ({ line: canonicalNftLine(line), origin: { kind: 'anti-spoof', virt: v.id, direction: 'out', why } }));
+}
+
+export function antiSpoofLines(v: Virt, assigned?: VirtAddressing): string[] {
+  return antiSpoofEntries(v, assigned).map((e) => e.line);
 }
 
 // ---- chains of a virt -------------------------------------------------------------------------
@@ -207,40 +234,71 @@ export function antiSpoofLines(v: Virt, assigned?: VirtAddressing): string[] {
  * first in the `out` chain of every virt of the net, whatever its anti-spoofing and rules.
  */
 export function rogueServerLines(v: Virt): string[] {
+  return rogueServerEntries(v).map((e) => e.line);
+}
+
+function rogueServerEntries(v: Virt): ChainEntry[] {
   if (!servesAddresses(v.net)) return [];
-  return ['udp sport 67 drop', 'udp sport 547 drop', 'icmpv6 type nd-router-advert drop'].map(canonicalNftLine);
+  const why = `only net ${v.net.name}'s address server answers DHCP and advertises routers`;
+  return ['udp sport 67 drop', 'udp sport 547 drop', 'icmpv6 type nd-router-advert drop']
+    .map((l) => ({ line: canonicalNftLine(l), origin: { kind: 'server-guard', virt: v.id, direction: 'out', why } }));
+}
+
+/** The virt's rules of one direction as chain entries, in evaluation order. */
+function ruleEntries(v: Virt, dir: 'in' | 'out'): ChainEntry[] {
+  const out: ChainEntry[] = [];
+  for (const { r, n } of orderedRules(v, dir)) {
+    const l = ruleLine(r);
+    if (l) out.push({ line: l, origin: { kind: 'rule', virt: v.id, direction: dir, rule: n, why: `rule ${n} of virt ${v.id} (${dir}, priority ${r.priority}: ${r.action})` } });
+  }
+  return out;
+}
+
+/** Body of the virt's `out` chain (what it sends), each line with its origin; [] when nothing is filtered. */
+export function outChainEntries(v: Virt, assigned?: VirtAddressing): ChainEntry[] {
+  const entries = [...rogueServerEntries(v), ...antiSpoofEntries(v, assigned), ...ruleEntries(v, 'out')];
+  if (v.policy.out === 'drop') {
+    const allow = (line: string, why: string): ChainEntry => ({ line, origin: { kind: 'allowance', virt: v.id, direction: 'out', why } });
+    entries.push(
+      ...infrastructure().map((l) => allow(l, 'ARP and neighbour discovery pass a drop default')),
+      allow('udp sport 68 udp dport 67 accept', 'DHCP requests pass a drop default'),
+      allow('udp sport 546 udp dport 547 accept', 'DHCPv6 requests pass a drop default'),
+      { line: 'drop', origin: { kind: 'default', virt: v.id, direction: 'out', why: `the default of virt ${v.id} for what it sends (policy out: drop)` } },
+    );
+  }
+  return entries.map((e) => ({ ...e, line: canonicalNftLine(e.line) }));
 }
 
 /** Body of the virt's `out` chain (what it sends); [] when nothing is filtered. */
 export function outChainLines(v: Virt, assigned?: VirtAddressing): string[] {
-  const lines = [...rogueServerLines(v), ...antiSpoofLines(v, assigned)];
-  for (const r of orderedRules(v, 'out')) {
-    const l = ruleLine(r);
-    if (l) lines.push(l);
+  return outChainEntries(v, assigned).map((e) => e.line);
+}
+
+/** Body of the virt's `in` chain (what it receives), each line with its origin; [] when nothing is filtered. */
+export function inChainEntries(v: Virt): ChainEntry[] {
+  const entries: ChainEntry[] = [];
+  const stateful = (line: string, why: string): ChainEntry => ({ line, origin: { kind: 'stateful', virt: v.id, direction: 'in', why } });
+  const allow = (line: string, why: string): ChainEntry => ({ line, origin: { kind: 'allowance', virt: v.id, direction: 'in', why } });
+  if (v.stateful) entries.push(stateful(`meta mark & ${MARK_HEX} == ${MARK_HEX} meta mark set meta mark & ${UNMARK_HEX} accept`, 'a reply to a connection the virt opened (stateful)'));
+  entries.push(...ruleEntries(v, 'in'));
+  if (v.stateful || v.policy.in === 'drop') entries.push(...infrastructure().map((l) => allow(l, 'ARP and neighbour discovery always reach a filtered virt')));
+  // The net's address server answers (DHCPv4 offers do not match a conntrack tuple either).
+  if (!v.stateful && v.policy.in === 'drop' && servesAddresses(v.net)) entries.push(allow('udp sport 67 udp dport 68 accept', "the address server's DHCP answers pass a drop default"));
+  if (v.stateful) {
+    // DHCP answers do not match the request's conntrack tuple; anything else new is dropped.
+    entries.push(
+      allow('udp sport 67 udp dport 68 accept', 'DHCP answers reach a stateful virt'),
+      allow('udp sport 547 udp dport 546 accept', 'DHCPv6 answers reach a stateful virt'),
+      stateful('meta protocol { ip, ip6 } drop', `virt ${v.id} is stateful: a new inbound connection (not a reply to one it opened) is dropped`),
+    );
   }
-  if (v.policy.out === 'drop') {
-    lines.push(...infrastructure(), 'udp sport 68 udp dport 67 accept', 'udp sport 546 udp dport 547 accept', 'drop');
-  }
-  return lines.map(canonicalNftLine);
+  if (v.policy.in === 'drop') entries.push({ line: 'drop', origin: { kind: 'default', virt: v.id, direction: 'in', why: `the default of virt ${v.id} for what it receives (policy in: drop)` } });
+  return entries.map((e) => ({ ...e, line: canonicalNftLine(e.line) }));
 }
 
 /** Body of the virt's `in` chain (what it receives); [] when nothing is filtered. */
 export function inChainLines(v: Virt): string[] {
-  const lines: string[] = [];
-  if (v.stateful) lines.push(`meta mark & ${MARK_HEX} == ${MARK_HEX} meta mark set meta mark & ${UNMARK_HEX} accept`);
-  for (const r of orderedRules(v, 'in')) {
-    const l = ruleLine(r);
-    if (l) lines.push(l);
-  }
-  if (v.stateful || v.policy.in === 'drop') lines.push(...infrastructure());
-  // The net's address server answers (DHCPv4 offers do not match a conntrack tuple either).
-  if (!v.stateful && v.policy.in === 'drop' && servesAddresses(v.net)) lines.push('udp sport 67 udp dport 68 accept');
-  if (v.stateful) {
-    // DHCP answers do not match the request's conntrack tuple; anything else new is dropped.
-    lines.push('udp sport 67 udp dport 68 accept', 'udp sport 547 udp dport 546 accept', 'meta protocol { ip, ip6 } drop');
-  }
-  if (v.policy.in === 'drop') lines.push('drop');
-  return lines.map(canonicalNftLine);
+  return inChainEntries(v).map((e) => e.line);
 }
 
 /** The inet `forward` line that marks replies toward a stateful virt (its bridge and MAC). */
