@@ -340,7 +340,7 @@ export function mssClampLines(virts: LocalVirt[], dir: 'iifname' | 'oifname'): s
   const byMtu = new Map<number, string[]>();
   for (const { virt, mtu } of virts) {
     if (!virt.if) continue;
-    byMtu.set(mtu, [...(byMtu.get(mtu) ?? []), JSON.stringify(virt.if)]);
+    byMtu.set(mtu, [...(byMtu.get(mtu) ?? []), nftString(virt.if)]);
   }
   const lines: string[] = [];
   for (const mtu of [...byMtu.keys()].sort((a, b) => a - b)) {
