@@ -140,8 +140,9 @@ export function compileHost(model: Netmodel, physName: string, facts: HostFacts 
     const settings = net.effectiveSettings();
     if (settings) {
       const bridge = ownedIfname(model.name, 'b', net.name);
-      nets.push({ net, bridge, type: networkType(settings.type), mtu: overlayMtu(net, local, facts) ?? DEFAULT_UNDERLAY_MTU });
-      for (const virt of [...net.virts.values()].filter((v) => v.phys === local && v.if).sort(byId)) filtered.push({ virt, net, bridge });
+      const netMtu = overlayMtu(net, local, facts) ?? DEFAULT_UNDERLAY_MTU;
+      nets.push({ net, bridge, type: networkType(settings.type), mtu: netMtu });
+      for (const virt of [...net.virts.values()].filter((v) => v.phys === local && v.if).sort(byId)) filtered.push({ virt, net, bridge, mtu: virt.mtu ?? netMtu });
     }
     const mtu = overlayMtu(net, local, facts);
     if (mtu !== undefined && mtu < 1500 && [...net.virts.values()].some((v) => v.phys === local)) {

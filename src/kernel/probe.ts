@@ -6,7 +6,7 @@
  * and every failed batch line marks its feature absent.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { Kernel } from './exec.js';
 import { KernelError } from '../core/errors.js';
 import type { NetworkTypeName } from '../model/netmodel.js';
@@ -224,6 +224,39 @@ async function probeNft(k: Kernel, f: KernelFeatures, errors: Record<string, str
   if (!f.nft.bridgeNetfilter) errors['nft.bridgeNetfilter'] = 'br_netfilter is not loaded (modprobe br_netfilter)';
 }
 
+/** The probe's throw-away namespaces: `lsdnprobe-<pid in base 36>-<random hex>`. */
+export const PROBE_NS_PREFIX = 'lsdnprobe-';
+const PROBE_NS = /^lsdnprobe-([0-9a-z]+)-[0-9a-f]+$/;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * A probe killed before its `finally` (SIGKILL of apply) leaves its namespace behind: the next
+ * probe deletes those whose process is gone (in one batch; a live pid's, another probe
+ * running now, is left alone). Returns the names deleted.
+ */
+export async function removeStaleProbeNamespaces(root: Kernel = new Kernel(), dir = '/run/netns'): Promise<string[]> {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const stale = names.filter((n) => {
+    const m = PROBE_NS.exec(n);
+    return m !== null && !alive(parseInt(m[1] as string, 36));
+  });
+  if (stale.length) await root.batchForce('ip', stale.map((n) => `netns del ${n}`)).catch(() => undefined);
+  return stale;
+}
+
 /**
  * Probe this kernel. Runs as root (it creates a network namespace); `kernel` is the caller's
  * (its process counts include the probe's).
@@ -238,8 +271,9 @@ export async function probeFeatures(kernel: Kernel = new Kernel()): Promise<Kern
     bridgeVlanFiltering: false,
   };
   const errors: Record<string, string> = {};
-  const ns = `lsdnprobe-${process.pid.toString(36)}-${randomBytes(4).toString('hex')}`;
+  const ns = `${PROBE_NS_PREFIX}${process.pid.toString(36)}-${randomBytes(4).toString('hex')}`;
   const root = new Kernel(); // `ip netns add|del` act on /run/netns, whatever namespace `kernel` works in
+  await removeStaleProbeNamespaces(root);
   await root.run('ip', ['netns', 'add', ns], { mutates: true });
   const k = new Kernel({ netns: ns });
   try {

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { Kernel } from '../../src/kernel/exec.js';
 import { parseForceErrors } from '../../src/kernel/exec.js';
-import { formatDoctor, nftLineErrors, probeFeatures, typeSupport, type KernelFeatures } from '../../src/kernel/probe.js';
+import { formatDoctor, nftLineErrors, probeFeatures, removeStaleProbeNamespaces, typeSupport, type KernelFeatures } from '../../src/kernel/probe.js';
+import { randomBytes } from 'node:crypto';
 import { isRoot, testNamespaces } from '../helpers/netns.js';
 
 const skip = !isRoot() ? 'needs root' : false;
@@ -34,6 +35,23 @@ function features(over: Partial<{ links: Record<string, boolean> }> = {}): Kerne
 }
 
 describe('probeFeatures', { skip }, () => {
+  it('a probe killed before deleting its namespace (SIGKILL of apply) leaves it to the next one, which removes it; a live probe\'s is kept', async (t) => {
+    // A pid that is surely gone: a process that has exited and been reaped.
+    const dead = spawnSync('true').pid as number;
+    const tag = randomBytes(4).toString('hex');
+    const stale = `lsdnprobe-${dead.toString(36)}-${tag}`;
+    const live = `lsdnprobe-${process.pid.toString(36)}-${tag}`;
+    t.after(() => {
+      for (const n of [stale, live]) spawnSync('ip', ['netns', 'del', n]);
+    });
+    for (const n of [stale, live]) assert.equal(spawnSync('ip', ['netns', 'add', n]).status, 0);
+    await probeFeatures(); // what apply and doctor run
+    assert.deepEqual(await removeStaleProbeNamespaces(), [], 'the probe left a stale namespace for the next one');
+    const now = netnsList();
+    assert.ok(!now.includes(stale), 'the stale probe namespace is still there');
+    assert.ok(now.includes(live), 'the namespace of a live process was deleted');
+  });
+
   it('agrees with direct checks, takes a bounded number of processes, and leaves no namespace behind', async (t) => {
     const before = netnsList();
     const kernel = new Kernel();
