@@ -15,6 +15,7 @@ declare -A need=(
   [sysctl]=procps
   [dnsmasq]=dnsmasq-base [busybox]=busybox-static
   [qemu-system-x86_64]=qemu-system-x86
+  [systemd-analyze]=systemd
   [etcd]=etcd-server [etcdctl]=etcd-client
 )
 missing=()
