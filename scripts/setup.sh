@@ -15,6 +15,7 @@ declare -A need=(
   [sysctl]=procps
   [dnsmasq]=dnsmasq-base [busybox]=busybox-static
   [qemu-system-x86_64]=qemu-system-x86
+  [systemd-analyze]=systemd
   [etcd]=etcd-server [etcdctl]=etcd-client
 )
 missing=()
@@ -36,9 +37,8 @@ fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund --loglevel=error
-else
-  npm run --silent build
 fi
+npm run --silent build
 # The test VM (a Debian kernel + busybox initramfs, cached in .cache/vm) of the qemu lab test.
 if ! scripts/vm-assets.sh >/dev/null; then
   echo "setup: warning: scripts/vm-assets.sh failed; the qemu test will try again (and say why)" >&2

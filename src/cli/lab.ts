@@ -75,18 +75,19 @@ export function registerLab(program: Command): void {
     .command('demo')
     .description('up + check + down on the bundled example (or FILE), with progress')
     .argument('[file]', 'netmodel file', DEMO_FILE)
-    .action(async (file: string) => {
+    .option('--prefix <prefix>', 'name prefix of the lab (default: from the model name)')
+    .action(async (file: string, o: { prefix?: string }) => {
       requireRoot('lab demo');
       const started = Date.now();
       const { model, lab: ext } = await loadLab(file);
       const progress = (s: string) => err(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${s}`);
       const clients = ext.clients.length ? `, ${ext.clients.length} VDE clients` : '';
       progress(`model ${model.name}: ${model.physes.size} physes, ${model.nets.size} nets, ${model.virts().length} virts${clients}`);
-      const prefix = labPrefix(model);
+      const prefix = labPrefix(model, o.prefix ? { prefix: o.prefix } : {});
       await labDown(prefix); // a lab left behind by an earlier run
       let failed = 0;
       try {
-        const layout = await up(model, ext, undefined, progress);
+        const layout = await up(model, ext, prefix, progress);
         progress('checking every pair of virts with real packets');
         const report = await labCheck(model, layout);
         out(formatMatrix(report, layout));
