@@ -25,7 +25,7 @@ import { applyHost, hostFacts, localFacts } from '../apply/host.js';
 import { compileHost } from '../compile/compile.js';
 import { validateWithAddressing } from '../validate/validate.js';
 import { Kernel } from '../kernel/exec.js';
-import { keys as K, STATUS } from '../cluster/layout.js';
+import { keys as K, locateInStore, STATUS } from '../cluster/layout.js';
 import { formatProblem, hasErrors } from '../core/problem.js';
 import { LsdnError, ModelInvalidError, StoreError } from '../core/errors.js';
 import { readModel } from './model.js';
@@ -108,8 +108,9 @@ export class HostWatcher {
   private connected?: boolean;
   private physName?: string;
   /** What the last full apply compiled and the host facts it compiled with. */
-  private last?: { revision: number; print: string; facts: ReturnType<typeof hostFacts> };
+  private last?: { revision: number; print: string; facts: ReturnType<typeof hostFacts>; result: HostStatus['result'] };
   private lastReadRevision = 0;
+  private origin = new Map<string, string>();
   readonly status: HostStatus;
 
   constructor(private readonly store: Store, private readonly opts: WatchOptions = {}) {
@@ -210,7 +211,8 @@ export class HostWatcher {
   /** One look: read the committed model; apply it when it concerns this host (or on a full look). */
   private async look(full: boolean): Promise<void> {
     const t0 = performance.now();
-    const { snapshot, model, problems } = await readModel(this.store);
+    const { snapshot, model, problems, origin } = await readModel(this.store);
+    this.origin = origin;
     this.setConnected(true);
     await this.ensureWatch(snapshot.readRevision);
     this.lastReadRevision = Math.max(this.lastReadRevision, snapshot.readRevision);
@@ -234,6 +236,8 @@ export class HostWatcher {
       const print = this.compileOnly(model);
       if (print === this.last.print) {
         this.status.applied = revision;
+        this.status.result = this.last.result;
+        delete this.status.problems;
         this.status.unchanged++;
         this.done(revision, t0, false, 'unchanged');
         await this.writeStatus();
@@ -265,14 +269,14 @@ export class HostWatcher {
       this.status.applied = revision;
       this.status.applies++;
       // The facts the apply compiled with (what it read): the next looks compile with them.
-      this.last = { revision, print: fingerprint(r.desired.objects), facts: hostFacts(r.read) };
+      this.last = { revision, print: fingerprint(r.desired.objects), facts: hostFacts(r.read), result: this.status.result };
       const changes = r.plan.steps.length;
       this.done(revision, t0, true, changes ? `${this.status.counts.done} of ${changes} change(s) applied${this.status.counts.failed ? `, ${this.status.counts.failed} failed` : ''}${this.status.counts.blocked ? `, ${this.status.counts.blocked} blocked` : ''}` : 'in sync');
     } catch (e) {
       if (e instanceof ModelInvalidError) {
         // Invalid for this host (with its facts): refused like any invalid model.
         this.status.result = 'invalid';
-        this.status.problems = e.problems.filter((p) => p.severity === 'error').slice(0, 20).map(formatProblem);
+        this.status.problems = locateInStore(e.problems, this.origin, this.store.prefix).filter((p) => p.severity === 'error').slice(0, 20).map(formatProblem);
         this.log(`watch: the model at revision ${revision} is invalid on this host; the last good one stays applied:\n${this.status.problems.join('\n')}`);
       } else throw e;
     } finally {
