@@ -9,6 +9,7 @@ import { labLayout, labPrefix, type LabLayout } from '../lab/layout.js';
 import { formatMatrix, labCheck } from '../lab/check.js';
 import { labExtension, type LabExtension } from '../lab/extension.js';
 import { Exit, err, loadOrExit, out } from './util.js';
+import { ClusterLab, stopWatcher } from './lab-cluster.js';
 
 export const DEMO_FILE = fileURLToPath(new URL('../../examples/cluster.yaml', import.meta.url));
 
@@ -31,9 +32,11 @@ export function registerLab(program: Command): void {
     .description('create one namespace per phys and per virt, joined by a simulated underlay, and apply the model on every simulated host')
     .argument('<file>', 'netmodel file')
     .option('--prefix <prefix>', 'name prefix of the lab (default: from the model name)')
-    .action(async (file: string, o: { prefix?: string }) => {
+    .option('--cluster', 'through a throw-away etcd and one `lsdn watch` per simulated host; runs until SIGINT/SIGTERM, then stops the watchers and etcd (the lab stays until `lab down`)')
+    .action(async (file: string, o: { prefix?: string; cluster?: boolean }) => {
       requireRoot('lab up');
       const { model, lab: ext } = await loadLab(file);
+      if (o.cluster) return clusterUp(model, ext, o.prefix);
       const layout = await up(model, ext, o.prefix, quiet({}));
       const clients = layout.lab?.clients.length ? `, ${layout.lab.clients.length} VDE clients` : '';
       out(`lab ${layout.prefix} is up: ${layout.physNs.size} physes, ${layout.virtNs.size} virts${clients} (ip netns list | grep ${layout.prefix})`);
@@ -76,11 +79,13 @@ export function registerLab(program: Command): void {
     .description('up + check + down on the bundled example (or FILE), with progress')
     .argument('[file]', 'netmodel file', DEMO_FILE)
     .option('--prefix <prefix>', 'name prefix of the lab (default: from the model name)')
-    .action(async (file: string, o: { prefix?: string }) => {
+    .option('--cluster', 'through a throw-away etcd: push the model, one `lsdn watch` per simulated host, check, move a virt with `lsdn virt move` and time the convergence')
+    .action(async (file: string, o: { prefix?: string; cluster?: boolean }) => {
       requireRoot('lab demo');
       const started = Date.now();
       const { model, lab: ext } = await loadLab(file);
       const progress = (s: string) => err(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${s}`);
+      if (o.cluster) return clusterDemo(model, ext, progress, o.prefix);
       const clients = ext.clients.length ? `, ${ext.clients.length} VDE clients` : '';
       progress(`model ${model.name}: ${model.physes.size} physes, ${model.nets.size} nets, ${model.virts().length} virts${clients}`);
       const prefix = labPrefix(model, o.prefix ? { prefix: o.prefix } : {});
@@ -99,4 +104,48 @@ export function registerLab(program: Command): void {
       progress(failed ? 'demo FAILED' : 'demo passed');
       if (failed) throw new Exit(1);
     });
+}
+
+/** `lab demo --cluster`: the demo through the store, and the time a move takes to converge. */
+async function clusterDemo(model: Netmodel, ext: LabExtension, progress: (s: string) => void, prefix?: string): Promise<void> {
+  await labDown(labPrefix(model, prefix ? { prefix } : {}));
+  let failed = 0;
+  let lab: ClusterLab | undefined;
+  try {
+    lab = await ClusterLab.up(model, { lab: ext, progress, ...(prefix ? { prefix } : {}) });
+    progress(`${lab.watchers.size} watchers applied the model`);
+    progress('checking every pair of virts with real packets');
+    const report = await labCheck(model, lab.layout);
+    out(formatMatrix(report, lab.layout));
+    failed = report.failed;
+    const virt = model.virts().find((v) => v.phys && v.if && model.physes.size > 1 && lab!.peersOfSafe(v.id));
+    if (virt) {
+      const to = [...model.physes.values()].find((p) => p !== virt.phys)!.name;
+      progress(`lsdn virt move ${virt.id} --phys ${to} (from ${virt.phys!.name})`);
+      const m = await lab.move(virt.id, to);
+      out(`move ${m.virt} ${m.from} -> ${m.to}: written in ${m.writeMs.toFixed(0)} ms; every host applied revision ${m.revision} ${m.appliedMs.toFixed(0)} ms later (${m.kernelReads} of ${lab.watchers.size} read their kernel); the VM answered every peer ${m.answeredMs.toFixed(0)} ms after the move`);
+      const after = await labCheck(lab.model, lab.layout);
+      if (after.failed) out(formatMatrix(after, lab.layout));
+      failed += after.failed;
+    }
+  } finally {
+    progress('tearing the lab, the watchers and etcd down');
+    if (lab) await lab.down();
+    else await labDown(labPrefix(model));
+  }
+  progress(failed ? 'demo FAILED' : 'demo passed');
+  if (failed) throw new Exit(1);
+}
+
+async function clusterUp(model: Netmodel, ext: LabExtension, prefix: string | undefined): Promise<void> {
+  const lab = await ClusterLab.up(model, { lab: ext, ...(prefix ? { prefix } : {}), progress: (s) => err(`lab: ${s}`) });
+  out(`lab ${lab.layout.prefix} is up in cluster mode: store ${lab.url}${lab.store.prefix}, ${lab.watchers.size} watchers (try: lsdn cluster status --store ${lab.url}); Ctrl-C stops the watchers and etcd`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+  await Promise.all([...lab.watchers.values()].map((w) => stopWatcher(w)));
+  lab.store.close();
+  await lab.stopStore();
+  out(`lab ${lab.layout.prefix}: watchers and etcd stopped; the lab stays (lsdn lab down --prefix ${lab.layout.prefix})`);
 }

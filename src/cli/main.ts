@@ -20,7 +20,7 @@ import { registerCompletion } from './completion.js';
 import { registerDoctor } from './doctor.js';
 import { registerVm } from './vm.js';
 import { registerAllocate } from './allocate.js';
-import { registerStore, storeModelOrExit, storeOptions, withStore, type StoreFlags } from './store.js';
+import { registerStore, registerWatch, storeModelOrExit, storeOptions, withStore, type StoreFlags } from './store.js';
 import { registerLsctlVerbs, dumpLsctl } from './lsctl-verbs.js';
 import { Exit, err, loadOrExit, out } from './util.js';
 import { cliLogger, isDebugging, logOptions, withLog, type LogOptions } from './log.js';
@@ -159,6 +159,7 @@ export function buildProgram(): Command {
   registerVm(program);
   registerAllocate(program);
   registerStore(program);
+  registerWatch(program);
   registerLab(program);
   registerLsctlVerbs(program);
   registerCompletion(program);

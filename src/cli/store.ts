@@ -13,6 +13,10 @@ import { ModelInvalidError, UsageError } from '../core/errors.js';
 import { formatProblems, hasErrors } from '../core/problem.js';
 import type { Netmodel } from '../model/netmodel.js';
 import { Exit, err, loadOrExit, out } from './util.js';
+import { HostWatcher } from '../store/watch.js';
+import { clusterStatus, formatClusterStatus } from '../store/status.js';
+import { startMetrics } from '../store/metrics.js';
+import { requireRoot } from '../apply/host.js';
 
 export type StoreFlags = Pick<StoreOptions, 'store' | 'context' | 'cacert' | 'cert' | 'key' | 'user' | 'password'>;
 
@@ -216,4 +220,48 @@ export function registerStore(program: Command): void {
   verb(virt, 'rm', 'remove a virt (and its recorded allocation)')
     .argument('<net/virt>')
     .action(async (id: string, o: StoreFlags & { dryRun?: boolean }) => edit(o, `virt rm ${id}`, (f) => removeVirt(f, id)));
+}
+
+export function registerWatch(program: Command): void {
+  storeOptions(
+    program
+      .command('watch')
+      .description('converge this host whenever its part of the stored model changes (level-triggered; resyncs periodically and after any reconnect; never tears down when the store is unreachable)')
+      .option('--phys <name>', 'the local phys (default: as apply chooses)')
+      .option('--netns <name>', 'work inside this network namespace')
+      .option('--resync <seconds>', 'full apply (repairs local drift) at least this often', num)
+      .option('--status-ttl <seconds>', 'lease TTL of this host\'s status key', num)
+      .option('--metrics <host:port>', 'serve Prometheus metrics on http://HOST:PORT/metrics'),
+  ).action(async (o: StoreFlags & { phys?: string; netns?: string; resync?: number; statusTtl?: number; metrics?: string }) => {
+    requireRoot('watch');
+    const store = openStore(o);
+    const metrics = o.metrics ? await startMetrics(o.metrics) : undefined;
+    const w = new HostWatcher(store, {
+      phys: o.phys, netns: o.netns,
+      ...(o.resync !== undefined ? { resyncMs: o.resync * 1000 } : {}),
+      ...(o.statusTtl !== undefined ? { statusTtl: o.statusTtl } : {}),
+      log: (l) => err(l),
+      ...(metrics ? metrics.hooks : {}),
+    });
+    await w.start();
+    err(`watch: watching ${store.url.hosts.join(',')}${store.prefix}${o.phys ? ` as phys ${o.phys}` : ''}${metrics ? `; metrics on http://${o.metrics}/metrics` : ''}`);
+    await new Promise<void>((resolve) => {
+      const stop = (sig: string) => {
+        err(`watch: ${sig}: finishing the current apply`);
+        void w.stop().then(resolve);
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+    await metrics?.close();
+    store.close();
+  });
+
+  const cluster = program.command('cluster').description('the cluster as the store sees it');
+  storeOptions(cluster.command('status').description('one row per phys: revision applied vs current, age, result, alive (exit 0 every live host converged, 2 otherwise)').option('--json', 'machine-readable output'))
+    .action(async (o: StoreFlags & { json?: boolean }) => {
+      const c = await withStore(o, (s) => clusterStatus(s));
+      out(o.json ? JSON.stringify(c, null, 2) : formatClusterStatus(c));
+      if (!c.converged) throw new Exit(2);
+    });
 }

@@ -18,7 +18,8 @@
 import { hostname } from 'node:os';
 import { ModelInvalidError, StoreConflictError, StoreError } from '../core/errors.js';
 import type { Netmodel } from '../model/netmodel.js';
-import { keys as K, keysToFile, keysToModel, modelKeys, type KeySet } from '../cluster/layout.js';
+import { keys as K, keysToFile, keysToModel, locateInStore, modelKeys, type KeySet } from '../cluster/layout.js';
+import { validate } from '../validate/validate.js';
 import { chunkOps, diffKeys, type FileForm, type KeyDiff, type Op } from '../cluster/change.js';
 import { candidate } from '../cluster/candidate.js';
 import type { Problem } from '../core/problem.js';
@@ -103,10 +104,12 @@ export async function readCommitted(store: Store): Promise<Snapshot> {
 }
 
 /** The committed model as a Netmodel (problems located by key). */
-export async function readModel(store: Store): Promise<{ snapshot: Snapshot; model?: Netmodel; problems: Problem[] }> {
+export async function readModel(store: Store): Promise<{ snapshot: Snapshot; model?: Netmodel; problems: Problem[]; origin: Map<string, string> }> {
   const snapshot = await readCommitted(store);
   const r = keysToModel(store.prefix, snapshot.keys);
-  return { snapshot, ...(r.model ? { model: r.model } : {}), problems: r.problems };
+  // The whole model's validation too (as a file's), located by key.
+  const problems = r.model && !hasErrors(r.problems) ? [...r.problems, ...locateInStore(validate(r.model), r.origin, store.prefix)] : r.problems;
+  return { snapshot, ...(r.model ? { model: r.model } : {}), problems, origin: r.origin };
 }
 
 export interface WriteOptions {
