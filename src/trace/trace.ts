@@ -632,7 +632,8 @@ export function trace(model: Netmodel, req: TraceRequest, addressing: Map<string
   const family: 4 | 6 | undefined = req.srcIp ? (req.srcIp.includes(':') ? 6 : 4) : target.kind === 'ip' ? target.family : pickFamily(srcAddrs, rxAddrs);
   const srcIp = req.srcIp ?? (family === 4 ? srcAddrs.v4[0] : family === 6 ? globalFirst(srcAddrs.v6) : undefined);
   if (dstIp === undefined && rxAddrs) dstIp = family === 4 ? rxAddrs.v4[0] : family === 6 ? globalFirst(rxAddrs.v6) : undefined;
-  const l2only = target.kind === 'mac' && (!rxVirt || srcIp === undefined || dstIp === undefined) && proto !== 'arp';
+  // Without addresses of a common family (an L2-only model) a virt or MAC target gets a plain Ethernet frame.
+  const l2only = (target.kind === 'mac' || (target.kind === 'virt' && req.proto === undefined && !req.srcIp)) && (!rxVirt || srcIp === undefined || dstIp === undefined) && proto !== 'arp';
   if (!l2only && (srcIp === undefined || dstIp === undefined)) {
     const who = srcIp === undefined ? `virt ${from.id}` : `the receiver ${rxVirt?.id ?? foreign?.id ?? req.to}`;
     throw new UsageError(`trace: ${who} has no IP address of a common family in the model (give --src-ip, or trace TO a MAC)`);

@@ -7,7 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { NETWORK_TYPES } from '../../src/types/registry.js';
 import type { Netmodel } from '../../src/model/netmodel.js';
 import { trace, type TraceRequest } from '../../src/trace/trace.js';
@@ -205,4 +205,20 @@ test('trace: requests that name nothing traceable are usage errors', () => {
   assert.throws(() => trace(m, { from: 'blue/web', to: 'blue/nope' }), /no virt "blue\/nope"/);
   assert.throws(() => trace(m, { from: 'blue/web', to: 'what' }), /neither a virt/);
   assert.throws(() => trace(m, { from: 'blue/web', to: 'blue/db', srcIp: 'x' }), UsageError);
+});
+
+test('trace: every pair of virts of every example traces, and every pair across nets is dropped', () => {
+  const dir = new URL('../../examples/', import.meta.url);
+  for (const f of readdirSync(dir).filter((x) => x.endsWith('.yaml'))) {
+    const m = loadValid(readFileSync(new URL(f, dir), 'utf8'), f);
+    const vs = m.virts().filter((v) => v.phys && v.if);
+    for (const a of vs) {
+      for (const b of vs) {
+        if (a === b) continue;
+        const r = trace(m, { from: a.id, to: b.id });
+        assert.ok(r.hops.length > 0 && r.reason, `${f}: ${a.id} -> ${b.id}`);
+        if (a.net !== b.net) assert.equal(r.verdict, 'dropped', `${f}: ${a.id} -> ${b.id} crosses nets`);
+      }
+    }
+  }
 });
