@@ -33,3 +33,5 @@ export { writeAllocations, fileFormat } from './ipam/record.js';
 export { runLsctl, importLsctl } from './lsctl/run.js';
 export { dumpLsctl } from './lsctl/dump.js';
 export { LsdnError, KernelError, UsageError, ModelInvalidError, LockBusyError, VmError, LabError, LsctlError, TclshMissingError } from './core/errors.js';
+export { trace, type TraceRequest, type TraceResult, type Hop, type TracePath } from './trace/trace.js';
+export { formatTrace, traceJson } from './trace/format.js';

@@ -1,7 +1,8 @@
 /**
  * `lsdn` command line. Every verb is a few lines over the library: load the model, call the
  * library, print. Exit codes: 0 success; 1 other errors (kernel, usage, I/O); 2 the model is
- * invalid (validate, apply...), or, for `plan --exit-code` and `status`, there are changes/drift.
+ * invalid (validate, apply...), or, for `plan --exit-code` and `status`, there are changes/drift;
+ * 3 for `trace`: the frame is dropped.
  */
 import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
@@ -21,6 +22,7 @@ import { registerDoctor } from './doctor.js';
 import { registerVm } from './vm.js';
 import { registerAllocate } from './allocate.js';
 import { registerStore, registerWatch, storeModelOrExit, storeOptions, withStore, type StoreFlags } from './store.js';
+import { registerTrace } from './trace.js';
 import { registerLsctlVerbs, dumpLsctl } from './lsctl-verbs.js';
 import { Exit, err, loadOrExit, out } from './util.js';
 import { cliLogger, isDebugging, logOptions, withLog, type LogOptions } from './log.js';
@@ -160,6 +162,7 @@ export function buildProgram(): Command {
   registerAllocate(program);
   registerStore(program);
   registerWatch(program);
+  registerTrace(program);
   registerLab(program);
   registerLsctlVerbs(program);
   registerCompletion(program);

@@ -289,7 +289,7 @@ export function inChainEntries(v: Virt): ChainEntry[] {
     entries.push(
       allow('udp sport 67 udp dport 68 accept', 'DHCP answers reach a stateful virt'),
       allow('udp sport 547 udp dport 546 accept', 'DHCPv6 answers reach a stateful virt'),
-      stateful('meta protocol { ip, ip6 } drop', `virt ${v.id} is stateful: a new inbound connection (not a reply to one it opened) is dropped`),
+      stateful('meta protocol { ip, ip6 } drop', 'a new inbound connection (not a reply to one the virt opened) is dropped'),
     );
   }
   if (v.policy.in === 'drop') entries.push({ line: 'drop', origin: { kind: 'default', virt: v.id, direction: 'in', why: `the default of virt ${v.id} for what it receives (policy in: drop)` } });

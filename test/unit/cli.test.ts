@@ -87,3 +87,23 @@ test('lsdn --version and --help', () => {
   assert.equal(h.code, 0);
   for (const verb of ['validate', 'plan', 'apply', 'status', 'destroy', 'dump', 'doctor', 'lab']) assert.match(h.stdout, new RegExp(`\\b${verb}\\b`));
 });
+
+test('lsdn trace: exit 0 delivered, 3 dropped, 2 invalid model, 1 other errors; --json', (t) => {
+  const ok = lsdn('trace', EXAMPLE, 'tenant-a/web', 'tenant-a/db', '--json');
+  assert.equal(ok.code, 0, ok.stderr);
+  const j = JSON.parse(ok.stdout);
+  assert.equal(j.verdict, 'delivered');
+  assert.match(j.reason, /tenant-a\/db/);
+  assert.ok(j.hops.length > 3 && j.hops.every((h: { host: string; step: string }) => h.host && h.step));
+  assert.ok(j.hops.some((h: { encap?: { vni: number } }) => h.encap?.vni === 100));
+  const dropped = lsdn('trace', EXAMPLE, 'tenant-a/web', 'tenant-b/api');
+  assert.equal(dropped.code, 3, dropped.stderr);
+  assert.match(dropped.stdout, /verdict: dropped: different nets: isolated/);
+  const bad = tempFile(t, 'bad.yaml', 'nets:\n  blue: { vid: 0 }\n');
+  assert.equal(lsdn('trace', bad, 'blue/a', 'blue/b').code, 2);
+  const unknown = lsdn('trace', EXAMPLE, 'tenant-a/nope', 'tenant-a/db');
+  assert.equal(unknown.code, 1);
+  assert.match(unknown.stderr, /no virt "tenant-a\/nope"/);
+  assert.doesNotMatch(unknown.stderr, /\n\s+at /);
+  assert.equal(lsdn('trace', EXAMPLE, 'tenant-a/web', 'tenant-a/db', '--proto', 'gre').code, 1);
+});

@@ -21,6 +21,7 @@ export const LAYERS: Record<string, readonly string[]> = {
   policy: ['core', 'model', 'kinds', 'ipam', 'services', 'types'],
   validate: ['core', 'model', 'ipam', 'types', 'services'],
   compile: ['core', 'model', 'kinds', 'ipam', 'types', 'services', 'policy'],
+  trace: ['core', 'model', 'kinds', 'ipam', 'types', 'services', 'policy', 'compile'],
   plan: ['core', 'kinds'],
   file: ['core', 'model', 'ipam', 'types'],
   vm: ['core', 'model', 'kinds', 'compile'],
@@ -30,11 +31,11 @@ export const LAYERS: Record<string, readonly string[]> = {
   store: ['core', 'model', 'kinds', 'ipam', 'types', 'services', 'policy', 'validate', 'compile', 'plan', 'file', 'vm', 'kernel', 'apply', 'cluster'],
   lab: ['core', 'model', 'kinds', 'ipam', 'types', 'services', 'policy', 'validate', 'compile', 'plan', 'file', 'vm', 'kernel', 'apply'],
   lsctl: ['core', 'model', 'kinds', 'ipam', 'types', 'services', 'policy', 'validate', 'compile', 'plan', 'file', 'vm', 'kernel', 'apply'],
-  cli: ['core', 'model', 'kinds', 'ipam', 'types', 'services', 'policy', 'validate', 'compile', 'plan', 'file', 'vm', 'kernel', 'apply', 'lab', 'lsctl', 'cluster', 'store'],
+  cli: ['core', 'model', 'kinds', 'ipam', 'types', 'services', 'policy', 'validate', 'compile', 'plan', 'file', 'vm', 'kernel', 'apply', 'lab', 'lsctl', 'cluster', 'store', 'trace'],
 };
 
 /** Folders that decide without touching the host: no file, process or socket I/O. */
-export const PURE = ['core', 'model', 'kinds', 'ipam', 'types', 'services', 'policy', 'validate', 'compile', 'plan', 'file', 'vm', 'cluster'];
+export const PURE = ['core', 'model', 'kinds', 'ipam', 'types', 'services', 'policy', 'validate', 'compile', 'trace', 'plan', 'file', 'vm', 'cluster'];
 /** The I/O modules a pure folder may not import. */
 export const IO_MODULES = ['node:fs', 'node:fs/promises', 'node:child_process', 'node:net', 'fs', 'fs/promises', 'child_process', 'net'];
 /** The one exception, by file: the loader reads the model file it is given (`loadModelFile`). */
