@@ -158,6 +158,8 @@ const SELECTORS: Record<string, Selector> = {
   'icmp type': { words: 2, value: (f) => (f.ip?.proto === 'icmp' ? f.ip.icmpType : undefined), eq: icmpEq('icmp') },
   'icmpv6 type': { words: 2, value: (f) => (f.ip?.proto === 'icmpv6' ? f.ip.icmpType : undefined), eq: icmpEq('icmpv6') },
   'ct state': { words: 2, value: (f) => f.ct, eq: (v, el) => el.split(',').includes(String(v)) },
+  // The trace follows a connection's first packet: a TCP frame is a SYN.
+  'tcp flags': { words: 2, value: (f) => (f.ip?.proto === 'tcp' ? 'syn' : undefined), eq: (v, el) => v !== undefined && el.split(/[|,]/).includes(String(v)) },
   iifname: { words: 1, value: (_f, h) => h.iif, eq: wildcard },
   oifname: { words: 1, value: (_f, h) => h.oif, eq: wildcard },
 };
@@ -191,6 +193,13 @@ export function evalLine(line: string, f: Frame, h: HookContext): LineResult {
     if (w === 'meta' && t[i + 1] === 'mark' && t[i + 2] === 'set') {
       i += 3;
       while (i < t.length && !VERDICTS.has(t[i] as string)) i++;
+      continue;
+    }
+    // The MSS clamp (`tcp option maxseg size > N tcp option maxseg size set N`): it rewrites a
+    // SYN's option and decides nothing; the trace's frames carry no MSS to compare or clamp.
+    if (w === 'tcp' && t[i + 1] === 'option' && t[i + 2] === 'maxseg' && t[i + 3] === 'size') {
+      if (f.ip?.proto !== 'tcp') return { matched: false };
+      i += t[i + 4] === 'set' ? 6 : ['>', '<', '>=', '<=', '==', '!='].includes(t[i + 4] as string) ? 6 : 5;
       continue;
     }
     // `iifname vmap { "x" : jump c }`
