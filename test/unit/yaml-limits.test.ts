@@ -32,3 +32,28 @@ test('a model at ordinary depth with a few aliases still loads', () => {
   const r = loadModelText('name: x\nsettings: { default: &s { type: vxlan/e2e } }\nphyses: { a: { if: eth0, ip: 192.0.2.1 } }\n', 'ok.yaml');
   assert.ok(r.model, JSON.stringify(r.problems));
 });
+
+test('lsdn validate on an alias bomb and on a deep file: the located problem, exit 2, no stack trace', async (t) => {
+  const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const { main } = await import('../../src/cli/main.js');
+  const dir = mkdtempSync(join(tmpdir(), 'lsdn-yaml-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  for (const [name, text, code] of [['bomb.yaml', aliasBomb(), 'yaml-alias-limit'], ['deep.yaml', `name: x\nnets: ${'['.repeat(20000)}${']'.repeat(20000)}\n`, 'syntax']] as const) {
+    const file = join(dir, name);
+    writeFileSync(file, text);
+    let stderr = '';
+    const write = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((s: string) => { stderr += s; return true; }) as typeof process.stderr.write;
+    let rc: number;
+    try {
+      rc = await main(['validate', file]);
+    } finally {
+      process.stderr.write = write;
+    }
+    assert.equal(rc, 2, `${code}: ${stderr}`);
+    assert.ok(stderr.startsWith(`${file}:`), stderr);
+    assert.doesNotMatch(stderr, /^\s+at /m);
+  }
+});
