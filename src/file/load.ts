@@ -5,7 +5,7 @@
  * semantic problems are validate()'s.
  */
 import { readFile } from 'node:fs/promises';
-import { LineCounter, parseDocument, isMap, isPair, isScalar, isSeq, type Document, type Node } from 'yaml';
+import { LineCounter, parseDocument, isMap, isPair, isScalar, isSeq, visit, type Document, type Node } from 'yaml';
 import type { ZodError, ZodType } from 'zod';
 import { Netmodel, type Direction, type RuleSpec, type SettingsOptions, type TapSpec } from '../model/netmodel.js';
 import { isNetworkType, networkTypes, settingsShorthands } from '../types/registry.js';
@@ -134,6 +134,35 @@ function objectName(path: Path): string {
   return 'netmodel';
 }
 
+/** How deep a document may nest (a netmodel nests 6 levels; more is an attack or a mistake). */
+export const MAX_YAML_DEPTH = 64;
+/** How often one anchor may be expanded (yaml's maxAliasCount). */
+export const MAX_YAML_ALIASES = 1000;
+
+/** Offset of the first node deeper than MAX_YAML_DEPTH, walked without recursion; undefined when none is. */
+function tooDeep(root: unknown): number | undefined {
+  const stack: [unknown, number][] = [[root, 0]];
+  while (stack.length) {
+    const [node, depth] = stack.pop() as [unknown, number];
+    if (!node || typeof node !== 'object') continue;
+    if (depth > MAX_YAML_DEPTH) return (node as Node).range?.[0] ?? 0;
+    if (isMap(node) || isSeq(node)) {
+      for (const item of node.items as unknown[]) {
+        if (isPair(item)) stack.push([item.key, depth + 1], [item.value, depth + 1]);
+        else stack.push([item, depth + 1]);
+      }
+    }
+  }
+  return undefined;
+}
+
+/** Offset of the first alias node (where an alias bomb is reported). */
+function firstAlias(root: unknown): number | undefined {
+  let found: number | undefined;
+  visit(root as Node, { Alias(_k, n) { found = Math.min(found ?? Infinity, n.range?.[0] ?? 0); } });
+  return found;
+}
+
 export function loadModelText(text: string, file = '<input>'): LoadResult {
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: false, prettyErrors: true });
@@ -157,8 +186,23 @@ export function loadModelText(text: string, file = '<input>'): LoadResult {
     problems.push({ code: 'duplicate-name', severity: 'error', message: `duplicate name "${d.name}" (first at line ${d.first.line})`, object: 'netmodel', loc: d.at });
   }
   if (problems.length) return { problems };
+  const deep = tooDeep(doc.contents);
+  if (deep) {
+    const { line, col } = lc.linePos(deep);
+    return { problems: [{ code: 'yaml-too-deep', severity: 'error', object: 'netmodel', loc: { file, line, col },
+      message: `the document nests deeper than ${MAX_YAML_DEPTH} levels here (a netmodel needs fewer than 10)` }] };
+  }
 
-  const root: unknown = doc.toJS() ?? {};
+  let root: unknown;
+  try {
+    root = doc.toJS({ maxAliasCount: MAX_YAML_ALIASES }) ?? {};
+  } catch (e) {
+    // The yaml library's guard against alias bombs (a ReferenceError), reported at the first alias.
+    const first = firstAlias(doc.contents);
+    const at = first !== undefined ? lc.linePos(first) : undefined;
+    return { problems: [{ code: 'yaml-alias-limit', severity: 'error', object: 'netmodel', ...(at ? { loc: { file, line: at.line, col: at.col } } : {}),
+      message: `YAML aliases expand too much (more than ${MAX_YAML_ALIASES} per anchor): ${(e as Error).message}` }] };
+  }
 
   /**
    * Check one object against its schema; report every issue, located. Fields in error are
