@@ -30,6 +30,11 @@ export const GUEST_TESTS: GuestTest[] = [
     ],
     why: 'vlan, geneve and geneve/e2e with real pings: basic, msettings, duplicate MACs, IPv6 underlay; a vlan, a geneve and a vxlan net sharing ids and a subnet stay isolated',
   },
+  {
+    file: 'test/kernel/probe.test.ts',
+    names: ['^doctor: every network type runnable'],
+    why: '`lsdn doctor` finds every type runnable and every tc classifier (flower, matchall) and action (gact, tunnel_key, police)',
+  },
 ];
 
 /** node's --test-name-pattern arguments for the whole list. */
