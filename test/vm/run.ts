@@ -22,7 +22,7 @@ const flag = (f: string) => argv.includes(f);
 const values = (f: string) => argv.flatMap((a, i) => (a === f && argv[i + 1] !== undefined ? [argv[i + 1] as string] : []));
 const allowSkip = flag('--allow-skip');
 const only = values('--only');
-const timeoutS = Number(values('--timeout')[0] ?? process.env.LSDN_VM_TIMEOUT ?? 600);
+const timeoutS = Number(values('--timeout')[0] ?? process.env.LSDN_VM_TIMEOUT ?? 900);
 
 const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 const T0 = Date.now();
