@@ -71,7 +71,8 @@ const run = await runGuest({
   assets,
   job,
   cwd: ROOT,
-  modprobe: ['br_netfilter'],
+  // as a host's boot does: br_netfilter is never loaded on demand, /dev/net/tun needs tun loaded
+  modprobe: ['br_netfilter', 'tun'],
   timeoutMs: timeoutS * 1000,
   onOutput: (chunk) => {
     pending += chunk;
