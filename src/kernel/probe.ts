@@ -141,11 +141,14 @@ async function probeLinks(k: Kernel, f: KernelFeatures, errors: Record<string, s
 
 async function probeTc(k: Kernel, f: KernelFeatures, errors: Record<string, string>): Promise<void> {
   const dev = 'lo';
+  // Classifiers are probed as lsdn installs them, with an action (mirred, probed on its own
+  // too): some kernels (Debian's 6.1) refuse a matchall filter without one.
+  const act = `action mirred egress redirect dev ${dev}`;
   const filters = (parent: string): Probe[] => [
     { line: `filter add dev ${dev} ${parent} protocol all prio 1 u32 match u32 0 0 flowid 1:1`, feature: 'u32' },
-    { line: `filter add dev ${dev} ${parent} protocol all prio 2 flower`, feature: 'flower' },
+    { line: `filter add dev ${dev} ${parent} protocol all prio 2 flower ${act}`, feature: 'flower' },
     { line: `filter add dev ${dev} ${parent} protocol all prio 3 bpf bytecode "1,6 0 0 0"`, feature: 'bpf' },
-    { line: `filter add dev ${dev} ${parent} protocol all prio 4 matchall`, feature: 'matchall' },
+    { line: `filter add dev ${dev} ${parent} protocol all prio 4 matchall ${act}`, feature: 'matchall' },
   ];
   const actions: Probe[] = [
     { line: `actions add action mirred egress redirect dev ${dev} index 101`, feature: 'mirred' },

@@ -208,3 +208,16 @@ describe('batch error parsing', () => {
     assert.deepEqual([...nftLineErrors(stderr)], [[2, 'Error: Could not process rule: Protocol error'], [4, 'Error: syntax error']]);
   });
 });
+
+// On a full distribution kernel (the test guest of test/vm sets LSDN_EXPECT_RUNNABLE=1) the
+// doctor must find every network type runnable and every tc classifier and action there.
+describe('lsdn doctor on a full distribution kernel', { skip: skip || (process.env.LSDN_EXPECT_RUNNABLE !== '1' && 'only on a full distribution kernel (the VM step runs it)') }, () => {
+  it('doctor: every network type runnable, every tc classifier and action found', () => {
+    const r = spawnSync(process.execPath, [new URL('../../bin/lsdn', import.meta.url).pathname, 'doctor', '--json'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const d = JSON.parse(r.stdout) as { features: KernelFeatures; types: { type: string; ok: boolean; missing: string[] }[] };
+    assert.deepEqual(d.types.filter((t) => !t.ok), []);
+    const off = (g: Record<string, boolean>) => Object.entries(g).filter(([, v]) => !v).map(([k]) => k);
+    assert.deepEqual({ classifiers: off(d.features.classifiers), actions: off(d.features.actions), links: off(d.features.links) }, { classifiers: [], actions: [], links: [] });
+  });
+});

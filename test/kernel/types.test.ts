@@ -105,6 +105,37 @@ describe('network types with real pings', { skip, concurrency: 4 }, () => {
     });
   }
 
+  // ---- isolation: a vlan, a geneve and a vxlan net with one id and one subnet -----------------
+  test('isolation: a vlan, a geneve and a vxlan/e2e net, all with id 7 and one subnet, stay isolated', async (t) => {
+    const types = ['vlan', 'geneve', 'vxlan/e2e'] as const;
+    if (await skipUnlessRunnable(t, ...types)) return;
+    const t0 = Date.now();
+    const physes = ['a', 'b', 'c'];
+    const spec: ModelSpec = {
+      name: 'isolation',
+      settings: Object.fromEntries(types.map((ty) => [tag(ty), { type: ty }])),
+      physes,
+      underlay: 4,
+      // Net n has a virt on every phys plus a second one on phys n: same-host and cross-host
+      // pairs in every net; every other-net pair is on-link (10.0.0.0/24) with the same id.
+      nets: types.map((ty, n) => ({
+        name: tag(ty).replace(/_/g, ''),
+        vid: 7,
+        settings: tag(ty),
+        virts: [...physes, physes[n] as string].map((p, i) => ({
+          name: `${p}${i}`,
+          phys: p,
+          mac: `02:00:00:00:7${n}:0${i}`,
+          ips: [`10.0.0.${10 * (n + 1) + i}/24`],
+        })),
+      })),
+    };
+    const model = buildModel(spec);
+    const layout = await labFor(t, model, 'iso3');
+    const shape = await checkLab(model, layout, { isolation: true });
+    report(t, 'lab + apply + pings', t0, JSON.stringify(shape));
+  });
+
   // ---- duplicate MACs in different nets ------------------------------------------------------
   for (const type of MULTI_NET_TYPES) {
     test(`duplicate MACs in two nets stay isolated and both work: ${type}`, async (t) => {
