@@ -85,6 +85,11 @@ proc ::lsdn::ShowPath {f} {
     return $f
 }
 
+# The file name to show for a file name Tcl reports in errorInfo (not normalized).
+proc ::lsdn::ShowFile {f} {
+    return [ShowPath [file normalize $f]]
+}
+
 # Does line LINE of BODY hold the (first line of the) command CMD?
 proc ::lsdn::LineHolds {body line cmd} {
     set text [lindex [split $body \n] [expr {$line - 1}]]
@@ -238,19 +243,33 @@ proc ::lsdn::Request {cmd opts spec args_ loc} {
         dict set msg loc [JObj [dict create file [JStr [lindex $loc 0]] line [lindex $loc 1]]]
     }
     flush stdout
-    puts $req [JObj $msg]
-    flush $req
-    while 1 {
-        if {[gets $resp header] < 0} { Fail "$cmd: lost the connection to the lsctl process" }
-        lassign $header kind len
-        set data [encoding convertfrom utf-8 [read $resp $len]]
+    foreach {kind data} [Exchange $cmd [JObj $msg]] {
         switch -- $kind {
             out { puts -nonewline stdout $data; flush stdout }
             err { puts -nonewline stderr $data; flush stderr }
             ok { return $data }
             error { Fail $data }
-            default { Fail "$cmd: unexpected answer \"$header\" from the lsctl process" }
+            lost { Fail "$cmd: lost the connection to the lsctl process" }
+            default { Fail "$cmd: unexpected answer \"$data\" from the lsctl process" }
         }
+    }
+    Fail "$cmd: lost the connection to the lsctl process"
+}
+
+# The I/O of one request (in the master interpreter when the script runs in a safe one): sends
+# the JSON line, returns the answer as a list {KIND DATA ...} up to its "ok" or "error" frame.
+proc ::lsdn::Exchange {cmd json} {
+    variable req
+    variable resp
+    puts $req $json
+    flush $req
+    set frames {}
+    while 1 {
+        if {[gets $resp header] < 0} { return [lappend frames lost {}] }
+        lassign $header kind len
+        set data [encoding convertfrom utf-8 [read $resp $len]]
+        lappend frames $kind $data
+        if {$kind ni {out err}} { return $frames }
     }
 }
 
@@ -520,6 +539,40 @@ foreach ::lsdn::cmd {settings net phys virt attach detach claimLocal rule rate f
 }
 unset ::lsdn::cmd
 
+# Runs the script; returns the exit code (errors printed with their location).
+proc ::lsdn::RunScript {} {
+    variable scriptGiven
+    set rc [catch {uplevel #0 [list ::lsdn::TclSource $scriptGiven]} msg opts]
+    if {$rc == 1} {
+        set ei [dict get $opts -errorinfo]
+        set at [string last "\n    invoked from within\n\"::lsdn::TclSource " $ei]
+        if {$at >= 0} { set ei [string range $ei 0 [expr {$at - 1}]] }
+        # An lsdn command called without `namespace import lsdn::*`: say so.
+        set ec [dict get $opts -errorcode]
+        if {[lrange $ec 0 2] eq {TCL LOOKUP COMMAND} && [lindex $ec 3] in [namespace eval ::lsdn {namespace export}]} {
+            set hint " (the lsctl commands are in namespace lsdn: start the script with `namespace import lsdn::*`)"
+            set ei "$msg$hint[string range $ei [string length $msg] end]"
+            append msg $hint
+        }
+        # The message opens errorInfo: print it once, after the location.
+        if {[string first $msg $ei] == 0} { set ei [string range $ei [string length $msg] end] }
+        set loc [ErrorLoc $opts]
+        if {$loc eq "" && [regexp {\(file "([^"]*)" line ([0-9]+)\)} $ei -> f l]} {
+            set loc [list [ShowFile $f] $l]
+        }
+        flush stdout
+        puts stderr "[LocText $loc]error: $msg$ei"
+        flush stderr
+        return 1
+    }
+    if {$rc == 3 || $rc == 4} {
+        puts stderr "error: [expr {$rc == 3 ? "break" : "continue"}] outside of a loop in $scriptGiven"
+        return 1
+    }
+    flush stdout
+    return 0
+}
+
 # --- running the script -----------------------------------------------------------------------
 
 # `source` resolves a relative path against the directory of the file being sourced first (so
@@ -540,6 +593,11 @@ proc ::lsdn::Main {} {
     variable resp
     variable scriptNorm
     variable scriptGiven
+    set limit {}
+    if {[lindex $::argv 0] eq "-safe"} {
+        set limit [lindex $::argv 1]
+        set ::argv [lrange $::argv 2 end]
+    }
     lassign $::argv reqPath respPath scriptGiven
     set req [open $reqPath w]
     fconfigure $req -encoding utf-8 -translation lf -buffering line
@@ -549,36 +607,71 @@ proc ::lsdn::Main {} {
     set ::argv0 $scriptGiven
     set ::argv [lrange $::argv 3 end]
     set ::argc [llength $::argv]
+    if {$limit ne ""} { SafeMain $limit }
+    exit [RunScript]
+}
 
-    set rc [catch {uplevel #0 [list ::lsdn::TclSource $scriptGiven]} msg opts]
-    if {$rc == 1} {
-        set ei [dict get $opts -errorinfo]
-        set at [string last "\n    invoked from within\n\"::lsdn::TclSource " $ei]
-        if {$at >= 0} { set ei [string range $ei 0 [expr {$at - 1}]] }
-        # An lsdn command called without `namespace import lsdn::*`: say so.
-        set ec [dict get $opts -errorcode]
-        if {[lrange $ec 0 2] eq {TCL LOOKUP COMMAND} && [lindex $ec 3] in [namespace eval ::lsdn {namespace export}]} {
-            set hint " (the lsctl commands are in namespace lsdn: start the script with `namespace import lsdn::*`)"
-            set ei "$msg$hint[string range $ei [string length $msg] end]"
-            append msg $hint
-        }
-        # The message opens errorInfo: print it once, after the location.
-        if {[string first $msg $ei] == 0} { set ei [string range $ei [string length $msg] end] }
-        set loc [ErrorLoc $opts]
-        if {$loc eq "" && [regexp {\(file "([^"]*)" line ([0-9]+)\)} $ei -> f l]} {
-            set loc [list [ShowPath [file normalize $f]] $l]
-        }
-        flush stdout
-        puts stderr "[LocText $loc]error: $msg$ei"
-        flush stderr
-        exit 1
+# `lsdn import`: the script runs in a safe interpreter (no exec, open, file, socket, ...) with
+# the lsdn commands, whose I/O is aliased to this one, `source` of files in the script's
+# directory, exit, argv and a copy of env, for at most LIMIT seconds.
+proc ::lsdn::SafeMain {limit} {
+    variable scriptGiven
+    set s [interp create -safe]
+    interp share {} stdout $s
+    interp share {} stderr $s
+    set f [open [info script] r]
+    set text [read $f]
+    close $f
+    $s eval [string range $text 0 [string first "\n# --- running the script" $text]]
+    foreach c {Exchange ShowPath ShowFile} {
+        $s eval [list rename ::lsdn::$c {}]
+        interp alias $s ::lsdn::$c {} ::lsdn::$c
     }
-    if {$rc == 3 || $rc == 4} {
-        puts stderr "error: [expr {$rc == 3 ? "break" : "continue"}] outside of a loop in $scriptGiven"
-        exit 1
-    }
+    interp alias $s ::source {} ::lsdn::SafeSource $s
+    interp alias $s ::lsdn::TclSource {} ::lsdn::SafeSource $s
+    interp alias $s ::exit {} ::lsdn::SafeExit
+    foreach v {argv0 argv argc} { $s eval [list set ::$v [set ::$v]] }
+    $s eval [list set ::lsdn::scriptGiven $scriptGiven]
+    $s eval [list array set ::env [array get ::env]]
+    set end [expr {[clock milliseconds] + round($limit * 1000)}]
+    interp limit $s time -seconds [expr {$end / 1000}] -milliseconds [expr {$end % 1000}]
+    set rc [catch {$s eval ::lsdn::RunScript} res]
     flush stdout
-    exit 0
+    if {$rc != 0} {
+        if {[clock milliseconds] >= $end || [string match "time limit exceeded*" $res]} {
+            puts stderr "import: the script ran longer than $limit s"
+        } else {
+            puts stderr "error: $res"
+        }
+        exit 1
+    }
+    exit $res
+}
+
+# `source` in the safe interpreter: relative to the sourcing file, and only files inside the
+# script's directory (symbolic links resolved).
+proc ::lsdn::SafeSource {s args} {
+    variable scriptNorm
+    if {[llength $args] != 1 && !([llength $args] == 3 && [lindex $args 0] eq "-encoding")} {
+        return -code error {wrong # args: should be "source ?-encoding name? fileName"}
+    }
+    set file [lindex $args end]
+    set dir [file dirname $scriptNorm]
+    set here [$s eval {info script}]
+    if {[file pathtype $file] eq "relative"} {
+        set file [file join [expr {$here ne "" ? [file dirname $here] : $dir}] $file]
+    }
+    set norm [file dirname [file normalize [file join $file __]]]
+    if {[string first "$dir/" $norm] != 0} {
+        return -code error "source: \"[lindex $args end]\" is outside the script's directory $dir (lsdn import sources only files next to the script)"
+    }
+    interp invokehidden $s source {*}[lrange $args 0 end-1] $norm
+}
+
+proc ::lsdn::SafeExit {{code 0}} {
+    if {![string is integer -strict $code]} { return -code error "expected integer but got \"$code\"" }
+    flush stdout
+    exit $code
 }
 
 ::lsdn::Main

@@ -129,6 +129,8 @@ export interface RunLsctlOptions {
   stdoutToStderr?: boolean;
   env?: NodeJS.ProcessEnv;
   cwd?: string;
+  /** Run the script in a safe Tcl interpreter (lsdn import) for at most this many seconds. */
+  safeTimeLimitS?: number;
 }
 
 export interface RunLsctlResult {
@@ -201,7 +203,8 @@ export async function runLsctl(script: string, args: string[] = [], opts: RunLsc
       }
     });
 
-    const child = spawn(tclsh, [prelude, reqPath, respPath, script, ...args], {
+    const safe = opts.safeTimeLimitS !== undefined ? ['-safe', String(opts.safeTimeLimitS)] : [];
+    const child = spawn(tclsh, [prelude, ...safe, reqPath, respPath, script, ...args], {
       stdio: [opts.stdin ?? 'inherit', opts.stdoutToStderr ? 'pipe' : (opts.stdout ?? 'inherit'), opts.stderr ?? 'inherit'],
       env,
       ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
@@ -214,10 +217,26 @@ export async function runLsctl(script: string, args: string[] = [], opts: RunLsc
       else if (opts.stderr !== 'ignore') process.stderr.write(s);
     });
     child.stderr?.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    const code = await new Promise<number>((resolve, reject) => {
+    // The safe interpreter's own limit counts Tcl's time; this watchdog also ends a tclsh
+    // blocked outside it.
+    let killed = false;
+    const watchdog =
+      opts.safeTimeLimitS !== undefined
+        ? setTimeout(() => {
+            killed = true;
+            child.kill('SIGKILL');
+          }, (opts.safeTimeLimitS + 5) * 1000)
+        : undefined;
+    let code = await new Promise<number>((resolve, reject) => {
       child.on('error', (e: NodeJS.ErrnoException) => reject(e.code === 'ENOENT' ? new TclshMissingError(` (${tclsh})`) : e));
       child.on('close', (c, signal) => resolve(c ?? (signal ? 128 + (signalNumber(signal) ?? 1) : 1)));
-    });
+    }).finally(() => clearTimeout(watchdog));
+    if (killed) {
+      const msg = `import: the script ran longer than ${opts.safeTimeLimitS} s\n`;
+      if (opts.stderr === 'pipe') stderr += msg;
+      else process.stderr.write(msg);
+      code = 1;
+    }
     await queue;
     if (protocolError) throw protocolError;
     return { code, session, stdout, stderr };
@@ -246,12 +265,29 @@ export interface ImportResult {
   stderr: string;
 }
 
+/** The time limit of `lsdn import`: $LSDN_IMPORT_TIME_LIMIT seconds, else 30. */
+export function importTimeLimit(env: NodeJS.ProcessEnv): number {
+  const v = env.LSDN_IMPORT_TIME_LIMIT;
+  if (v === undefined || v === '') return 30;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`LSDN_IMPORT_TIME_LIMIT must be a positive number of seconds, not "${v}"`);
+  return n;
+}
+
 /**
- * Run a script without touching the host (commit and cleanup do nothing; commit does not
+ * Run a script in a safe Tcl interpreter (no exec, open, file, socket; source only next to the
+ * script; a time limit) without touching the host (commit and cleanup do nothing; commit does not
  * even validate, so an invalid model converts too) and return the model it built. The script's own output goes to stderr unless `stdout` says otherwise.
  */
 export async function importLsctl(script: string, args: string[] = [], opts: Omit<RunLsctlOptions, 'host' | 'keepCommits' | 'validateOnCommit'> = {}): Promise<ImportResult> {
-  const r = await runLsctl(script, args, { stdoutToStderr: opts.stdout === undefined, ...opts, host: noHost, keepCommits: true, validateOnCommit: false });
+  const r = await runLsctl(script, args, {
+    stdoutToStderr: opts.stdout === undefined,
+    ...opts,
+    host: noHost,
+    keepCommits: true,
+    validateOnCommit: false,
+    safeTimeLimitS: opts.safeTimeLimitS ?? importTimeLimit(opts.env ?? process.env),
+  });
   const commits = r.session.commits;
   let model = r.session.model;
   const last = commits[commits.length - 1];
