@@ -617,6 +617,7 @@ proc ::lsdn::Main {} {
 proc ::lsdn::SafeMain {limit} {
     variable scriptGiven
     set s [interp create -safe]
+    interp share {} stdin $s
     interp share {} stdout $s
     interp share {} stderr $s
     set f [open [info script] r]

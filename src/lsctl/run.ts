@@ -218,14 +218,14 @@ export async function runLsctl(script: string, args: string[] = [], opts: RunLsc
     });
     child.stderr?.setEncoding('utf8').on('data', (s: string) => (stderr += s));
     // The safe interpreter's own limit counts Tcl's time; this watchdog also ends a tclsh
-    // blocked outside it.
+    // blocked outside it (reading its stdin), 2 s later.
     let killed = false;
     const watchdog =
       opts.safeTimeLimitS !== undefined
         ? setTimeout(() => {
             killed = true;
             child.kill('SIGKILL');
-          }, (opts.safeTimeLimitS + 5) * 1000)
+          }, (opts.safeTimeLimitS + 2) * 1000)
         : undefined;
     let code = await new Promise<number>((resolve, reject) => {
       child.on('error', (e: NodeJS.ErrnoException) => reject(e.code === 'ENOENT' ? new TclshMissingError(` (${tclsh})`) : e));

@@ -58,6 +58,14 @@ describe('lsdn import: a safe Tcl interpreter', () => {
       assert.equal(r.code, 1, body);
       assert.equal(r.stderr, 'import: the script ran longer than 0.5 s\n', body);
     }
+    // Blocked reading stdin (outside Tcl's limit): the watchdog ends it, 2 s after the limit.
+    const blocked = await importLsctl(script(dir, 'gets stdin\n'), [], { ...quiet, stdin: 'pipe', env: { ...process.env, LSDN_IMPORT_TIME_LIMIT: '0.5' } });
+    assert.equal(blocked.code, 1);
+    assert.equal(blocked.stderr, 'import: the script ran longer than 0.5 s\n');
+    // stdin can be read (LSDN's scripts wait on it): at its end, gets gives -1.
+    const read = await importLsctl(script(dir, 'puts [gets stdin line]\n'), [], quiet);
+    assert.equal(read.code, 0, read.stderr);
+    assert.equal(read.stdout, '-1\n');
     assert.equal(importTimeLimit({}), 30);
     assert.throws(() => importTimeLimit({ LSDN_IMPORT_TIME_LIMIT: 'soon' }), UsageError);
   });
