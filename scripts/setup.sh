@@ -16,6 +16,7 @@ declare -A need=(
   [dnsmasq]=dnsmasq-base [busybox]=busybox-static
   [qemu-system-x86_64]=qemu-system-x86
   [systemd-analyze]=systemd
+  [dot]=graphviz
   [etcd]=etcd-server [etcdctl]=etcd-client
 )
 missing=()

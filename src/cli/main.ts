@@ -23,6 +23,7 @@ import { registerVm } from './vm.js';
 import { registerAllocate } from './allocate.js';
 import { registerStore, registerWatch, storeModelOrExit, storeOptions, withStore, type StoreFlags } from './store.js';
 import { registerTrace } from './trace.js';
+import { registerGraph } from './graph.js';
 import { registerLsctlVerbs, dumpLsctl } from './lsctl-verbs.js';
 import { Exit, err, loadOrExit, out } from './util.js';
 import { cliLogger, isDebugging, logOptions, withLog, type LogOptions } from './log.js';
@@ -163,6 +164,7 @@ export function buildProgram(): Command {
   registerStore(program);
   registerWatch(program);
   registerTrace(program);
+  registerGraph(program);
   registerLab(program);
   registerLsctlVerbs(program);
   registerCompletion(program);
