@@ -8,7 +8,8 @@ import { LockBusyError } from '../core/errors.js';
 
 export const LOCK_DIR = process.env.LSDN_LOCK_DIR ?? '/run/lsdn';
 
-function alive(pid: number): boolean {
+/** Does process `pid` exist (EPERM: it does, owned by someone else)? */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

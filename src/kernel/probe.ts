@@ -12,6 +12,7 @@ import { KernelError } from '../core/errors.js';
 import type { NetworkTypeName } from '../model/netmodel.js';
 import { NETWORK_TYPE_PLUGINS } from '../types/registry.js';
 import { onPath } from './tools.js';
+import { alive } from './lock.js';
 
 export interface KernelFeatures {
   /** Link types: bridge vxlan geneve vlan veth macvlan ifb dummy tun. */
@@ -231,14 +232,6 @@ async function probeNft(k: Kernel, f: KernelFeatures, errors: Record<string, str
 export const PROBE_NS_PREFIX = 'lsdnprobe-';
 const PROBE_NS = /^lsdnprobe-([0-9a-z]+)-[0-9a-f]+$/;
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * A probe killed before its `finally` (SIGKILL of apply) leaves its namespace behind: the next

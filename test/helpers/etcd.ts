@@ -7,7 +7,6 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -17,17 +16,9 @@ export function etcdMissing(): string | undefined {
   return r.status === 0 ? undefined : 'etcd is not installed (scripts/setup.sh installs etcd-server)';
 }
 
-/** A free TCP port on 127.0.0.1 (the kernel's pick; closed again at once). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from '../../src/store/server.js';
+
+export { freePort };
 
 export interface EtcdMember {
   name: string;
