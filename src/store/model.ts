@@ -66,16 +66,18 @@ export async function readCommitted(store: Store): Promise<Snapshot> {
   const pend = latest.kvs.find((kv) => kv.key === K.pending(prefix));
   const generation = gen ? Number((JSON.parse(gen.value) as { gen?: number }).gen ?? 0) : 0;
   const others = latest.kvs.filter((kv) => !modelKeys(prefix, [[kv.key, '']]).size);
-  if (!pend) {
-    return {
-      readRevision: latest.revision,
-      revision: modelRevision(prefix, latest.kvs),
-      genMod: gen?.mod ?? 0,
-      generation,
-      keys: modelKeys(prefix, latest.kvs.map((kv) => [kv.key, kv.value])),
-      others,
-    };
-  }
+  // The model as of one read (the latest, or the one before a pending push), with the latest's
+  // generation and other keys.
+  const snapshot = (read: typeof latest, pending?: Pending): Snapshot => ({
+    readRevision: read.revision,
+    revision: modelRevision(prefix, read.kvs),
+    genMod: gen?.mod ?? 0,
+    generation,
+    keys: modelKeys(prefix, read.kvs.map((kv) => [kv.key, kv.value])),
+    ...(pending ? { pending } : {}),
+    others,
+  });
+  if (!pend) return snapshot(latest);
   let info: { id?: string; by?: string; at?: string } = {};
   try {
     info = JSON.parse(pend.value) as typeof info;
@@ -92,15 +94,7 @@ export async function readCommitted(store: Store): Promise<Snapshot> {
     }
     throw e;
   }
-  return {
-    readRevision: before.revision,
-    revision: modelRevision(prefix, before.kvs),
-    genMod: gen?.mod ?? 0,
-    generation,
-    keys: modelKeys(prefix, before.kvs.map((kv) => [kv.key, kv.value])),
-    pending,
-    others,
-  };
+  return snapshot(before, pending);
 }
 
 /** The committed model as a Netmodel (problems located by key). */
