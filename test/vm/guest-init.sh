@@ -33,8 +33,13 @@ mount -t devtmpfs dev $R/dev
 mkdir -p $R/dev/pts $R/dev/shm
 mount -t devpts devpts $R/dev/pts
 mount -t tmpfs shm $R/dev/shm
+# A checkout under /tmp or /run (a clean clone in /tmp) stays visible: held aside, then put
+# back over the fresh tmpfs (its writes still go to the overlay).
+cwd=$(arg cwd)
+case "$cwd" in /tmp/*|/run/*) mkdir -p /mnt/keep && mount --bind "$R$cwd" /mnt/keep || fail "bind $cwd" ;; esac
 mount -t tmpfs run $R/run
 mount -t tmpfs tmp $R/tmp
+case "$cwd" in /tmp/*|/run/*) mkdir -p "$R$cwd" && mount --move /mnt/keep "$R$cwd" || fail "move $cwd" ;; esac
 mount -t cgroup2 cgroup2 $R/sys/fs/cgroup 2>/dev/null
 mkdir -p "$R/lib/modules/$kver" $R/run/lsdn-guest
 mount --bind "/lib/modules/$kver" "$R/lib/modules/$kver"
@@ -42,7 +47,6 @@ mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 out $R/run/lsdn-guest 
 # modules a host of lsdn loads at boot (lsdn.modprobe=a,b: br_netfilter is never loaded on demand)
 for m in $(arg modprobe | tr ',' ' '); do modprobe "$m" || fail "modprobe $m"; done
 ip link set lo up
-cwd=$(arg cwd)
 echo "LSDN-GUEST-UP $kver"
 chroot $R /bin/sh -c "cd '${cwd:-/}' && exec /bin/sh /run/lsdn-guest/job.sh" </dev/console
 rc=$?
