@@ -161,6 +161,26 @@ export interface LabUpOptions extends LabOptions {
  * Build the lab for `model`, then call `apply` for every phys (in parallel). On any failure
  * what was created is removed again and the error rethrown.
  */
+/**
+ * The lab's switches (the underlay bridge and the extra segments). A plain Linux bridge has one
+ * FDB for all VLANs (shared learning), so with vlan nets, one MAC in two nets (LSDN's duplicate
+ * MAC scenario) would flap between the ports of the two hosts and frames of one net would go to
+ * the other's host. A real switch learns per VLAN, and so does a bridge with `vlan_filtering`:
+ * with vlan nets in the model the lab's switches filter, carry every tag (1-4094) on every
+ * port, and put untagged underlay traffic in the highest id no vlan net uses.
+ */
+function labSwitch(model: Netmodel): { bridgeOpts: string; trunk: string[] } {
+  const tags = new Set<number>();
+  for (const n of model.nets.values()) {
+    if (n.effectiveSettings()?.type === 'vlan' && n.vid !== undefined) tags.add(n.vid);
+  }
+  if (tags.size === 0) return { bridgeOpts: '', trunk: [] };
+  let untagged = 4094;
+  while (tags.has(untagged)) untagged--;
+  const ranges = ([[1, untagged - 1], [untagged + 1, 4094]] as const).filter(([a, b]) => a <= b).map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`));
+  return { bridgeOpts: ` vlan_filtering 1 vlan_default_pvid ${untagged}`, trunk: ranges };
+}
+
 export async function labUp(model: Netmodel, opts: LabUpOptions): Promise<LabLayout> {
   const progress = opts.onProgress ?? (() => undefined);
   const t0 = Date.now();
@@ -188,8 +208,9 @@ export async function labUp(model: Netmodel, opts: LabUpOptions): Promise<LabLay
     // namespace (so that `master br0` resolves there).
     progress(`creating ${physes.length + virts.length} veth pairs`);
     const u = new Kernel({ netns: layout.underlayNs });
+    const sw = labSwitch(model);
     const links: string[] = [
-      `link add ${UNDERLAY_BRIDGE} type bridge mcast_snooping 0`,
+      `link add ${UNDERLAY_BRIDGE} type bridge mcast_snooping 0${sw.bridgeOpts}`,
       `link set ${UNDERLAY_BRIDGE} addrgenmode none`,
       `link set ${UNDERLAY_BRIDGE} up`,
     ];
@@ -214,7 +235,7 @@ export async function labUp(model: Netmodel, opts: LabUpOptions): Promise<LabLay
     if (outside) links.push(...outsideLinks(outside));
     // The lab section: more segments (a bridge each), the clients' hosts, extra interfaces.
     for (const seg of labSegments(layout.lab)) {
-      links.push(`link add br-${seg} type bridge mcast_snooping 0`, `link set br-${seg} addrgenmode none`, `link set br-${seg} up`);
+      links.push(`link add br-${seg} type bridge mcast_snooping 0${sw.bridgeOpts}`, `link set br-${seg} addrgenmode none`, `link set br-${seg} up`);
     }
     clients.forEach((c, i) => {
       links.push(`link add uc${i} master ${UNDERLAY_BRIDGE} type veth peer name ${CLIENT_UNDERLAY_IF} netns ${clientNs(c.name)}`, `link set uc${i} addrgenmode none`, `link set uc${i} up`);
@@ -227,6 +248,15 @@ export async function labUp(model: Netmodel, opts: LabUpOptions): Promise<LabLay
       links.push(`link add ul${j} master br-${l.segment} type veth peer name ${l.name} netns ${ns}`, `link set ul${j} addrgenmode none`, `link set ul${j} up`);
     });
     await u.batch('ip', links);
+    // A VLAN-aware switch carries every tag on every port (see labSwitch).
+    if (sw.trunk.length) {
+      const ports = [
+        ...underlayPort.values(),
+        ...clients.map((_c, i) => `uc${i}`),
+        ...extra.map((_e, j) => `ul${j}`),
+      ];
+      await u.batch('bridge', ports.flatMap((port) => sw.trunk.map((vids) => `vlan add vid ${vids} dev ${port}`)));
+    }
 
     // 3. Addresses and links up, one process per namespace. No IPv6 link-local addresses
     // (addrgenmode none: no DAD, no router solicitations) and `nodad` on static IPv6 ones, so

@@ -250,6 +250,7 @@ export interface FdbEntry {
   ifname: string;
   dst?: string;
   master?: string;
+  vlan?: number;
   state?: string;
   flags?: string[];
 }

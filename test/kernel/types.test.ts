@@ -164,6 +164,14 @@ describe('network types with real pings', { skip, concurrency: 4 }, () => {
       const a = layout.physNs.get('a') as string;
       const bridges = new Set((await fdbOf(a)).filter((e) => e.mac === M1 && e.master !== undefined && !e.ifname.startsWith('ls')).map((e) => e.master));
       assert.equal(bridges.size, 2, `M1 should sit in two bridges on a, got ${[...bridges].join(', ')}`);
+      if (type === 'vlan') {
+        // The lab's switch learns per VLAN, as a real one does: M2 (y1 on b, y2 on c) is behind
+        // b's port in tag 1 and c's port in tag 2. With one FDB for all tags it would flap
+        // between the two ports, and net 1's frames for y1 would now and then go to c.
+        const seen = (await fdbOf(layout.underlayNs)).filter((e) => e.mac === M2 && e.vlan !== undefined).map((e) => `${e.vlan}@${e.ifname}`);
+        assert.equal(new Set(seen.map((s) => s.split('@')[1])).size, 2, `M2 should be learnt on two underlay ports, one per tag, got ${seen.join(', ')}`);
+        assert.deepEqual([...new Set(seen.map((s) => s.split('@')[0]))].sort(), ['1', '2'], `M2 should be learnt in tags 1 and 2, got ${seen.join(', ')}`);
+      }
       report(t, 'lab + apply + pings', t0, JSON.stringify(shape));
     });
   }
