@@ -4,14 +4,12 @@
  *   resyncs and converges on the latest model, no update missed;
  * - etcd unreachable under a running ping: nothing torn down, no packet lost beyond noise, the
  *   watchers say they are disconnected, and the next change after it returns converges.
- *   The outage is LSDN_TEST_OUTAGE_S seconds (default 8; the issue's figure is 30);
- * - a 3-member etcd whose leader is killed while the watchers run: they fail over, nothing is
- *   torn down, the next change converges.
+ *   The outage is LSDN_TEST_OUTAGE_S seconds (default 8; the issue's figure is 30).
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { etcdMissing, startEtcd, startEtcdCluster, waitHealthy, type Etcd } from '../helpers/etcd.js';
+import { etcdMissing, startEtcd, waitHealthy, type Etcd } from '../helpers/etcd.js';
 import { isRoot, uniquePrefix } from '../helpers/netns.js';
 import { loadModelFile } from '../../src/file/load.js';
 import { ClusterLab } from '../../src/cli/lab-cluster.js';
@@ -141,48 +139,5 @@ test(`etcd unreachable for ${OUTAGE_S} s under a running ping: nothing torn down
   for (const p of ['hv1', 'hv2']) assert.ok(vnis(lab.watchers.get(p)!.netns).includes(300), `tenant-c applied on ${p}`);
   const s = status(etcd);
   assert.equal(s.code, 0, s.out);
-  assert.equal((await labCheck(lab.model, lab.layout)).failed, 0);
-});
-
-test('a 3-member etcd loses its leader while the watchers run: they fail over, nothing torn down, the next change converges', { skip }, async (t) => {
-  const etcd = await startEtcdCluster(t, 3);
-  const lab = await upLab(t, etcd, 'cfl');
-  const nss = [...lab.watchers.values()].map((w) => w.netns);
-  const linksBefore = nss.map(linkNames);
-  // The member hv1's watcher talks to is made the leader (etcdctl move-leader), then killed:
-  // hv1 certainly loses its connection and the cluster its leader.
-  const w = lab.watchers.get('hv1')!;
-  const conns = spawnSync('ss', ['-Htnp', 'state', 'established'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.includes(`pid=${w.proc.pid},`));
-  const m = etcd.members.find((x) => conns.some((l) => l.split(/\s+/).includes(x.client)));
-  assert.ok(m, `hv1's watcher is connected to a member:\n${conns.join('\n')}`);
-  // endpoint status (simple): ENDPOINT, ID, VERSION, DB SIZE, IS LEADER, ...
-  const rows = etcd.ctl(['endpoint', 'status', '-w', 'simple']).trim().split('\n').map((l) => l.split(/,\s*/));
-  const leader = rows.find((r) => r[4] === 'true')!;
-  const target = rows.find((r) => r[0] === m.client)!;
-  if (leader[0] !== m.client) {
-    const r = spawnSync('etcdctl', ['--endpoints', leader[0]!, 'move-leader', target[1]!], { encoding: 'utf8', env: { ...process.env, ETCDCTL_API: '3' } });
-    assert.equal(r.status, 0, r.stderr);
-  }
-  const now = etcd.ctl(['endpoint', 'status', '-w', 'simple']).trim().split('\n').map((l) => l.split(/,\s*/));
-  assert.equal(now.find((r) => r[4] === 'true')?.[0], m.client, 'the member hv1 talks to leads');
-  await m.kill();
-  const rest = etcd.members.filter((x) => x !== m);
-  // The two left elect a new leader.
-  for (const x of rest) await waitHealthy(x.client, x.proc, x.log);
-  const ctl = (args: string[]) => {
-    const r = spawnSync('etcdctl', ['--endpoints', rest.map((x) => x.client).join(','), ...args], { encoding: 'utf8', env: { ...process.env, ETCDCTL_API: '3' } });
-    assert.equal(r.status, 0, r.stderr);
-    return r.stdout;
-  };
-  const beforeAdd = (JSON.parse(ctl(['get', '/', '--limit', '1', '-w', 'json'])) as { header: { revision: number } }).header.revision;
-  lsdn(etcd, ['net', 'add', 'tenant-c', '--vid', '300', '--attach', 'hv1', '--attach', 'hv3']);
-  await lab.waitApplied(beforeAdd + 1, ['hv1', 'hv2', 'hv3'], 30_000, (s) => s.seen > beforeAdd && s.applied === s.seen && s.result === 'ok');
-  for (const p of ['hv1', 'hv3']) assert.ok(vnis(lab.watchers.get(p)!.netns).includes(300), `tenant-c applied on ${p}`);
-  assert.match(w.log.join(''), /the store is unreachable/, `hv1's watcher noticed its member go:\n${w.log.join('').slice(-800)}`);
-  const after = nss.map(linkNames);
-  for (const [i, names] of linksBefore.entries()) {
-    const gone = names.filter((n) => !after[i]!.includes(n));
-    assert.deepEqual(gone, [], `nothing torn down in ${nss[i]}`);
-  }
   assert.equal((await labCheck(lab.model, lab.layout)).failed, 0);
 });
