@@ -24,6 +24,19 @@ export function must(ns: string, cmd: string): string {
   return r.out;
 }
 
+/**
+ * Wait (up to `ms`) until a socket in `ns` has joined `group` on `dev` (`ip maddr`): a VDE
+ * client that was just started is not yet in its cloud, and a ping that fails then says nothing.
+ */
+export async function joined(ns: string, dev: string, group: string, ms = 20_000): Promise<boolean> {
+  const end = Date.now() + ms;
+  for (;;) {
+    if (new RegExp(`\\binet\\s+${group.replace(/\./g, '\\.')}\\b`).test(sh(ns, `ip maddr show dev ${dev}`).out)) return true;
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 export function ping(ns: string, ip: string, tries = 3): boolean {
   for (let i = 0; i < tries; i++) if (sh(ns, `ping -c 1 -W 1 ${ip}`).ok) return true;
   return false;

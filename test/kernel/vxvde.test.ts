@@ -20,11 +20,21 @@ import { loadModelText } from '../../src/file/load.js';
 import { labDown, labUp, type LabLayout } from '../../src/lab/lab.js';
 import { applyInLab } from '../../src/lab/apply.js';
 import { formatMatrix, labCheck } from '../../src/lab/check.js';
-import { labExtension } from '../../src/lab/extension.js';
+import { CLIENT_UNDERLAY_IF, labExtension } from '../../src/lab/extension.js';
 import { labStateDir, vmAccel } from '../../src/lab/clients.js';
 import { planHost } from '../../src/apply/host.js';
 import { isRoot, uniquePrefix } from '../helpers/netns.js';
-import { flow, groupOnly, must, ping, sh, vdeCloudMissing } from '../helpers/vde.js';
+import { alive } from '../../src/kernel/lock.js';
+import { flow, groupOnly, joined, must, ping, sh, vdeCloudMissing } from '../helpers/vde.js';
+
+/** Wait (up to 10 s) until process `pid` has exited. */
+async function gone(pid: number): Promise<boolean> {
+  for (let i = 0; i < 100; i++) {
+    if (!alive(pid)) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
+}
 
 const EXAMPLE = new URL('../../examples/vde-cloud.yaml', import.meta.url).pathname;
 const skip = !isRoot() ? 'needs root' : false;
@@ -92,12 +102,15 @@ describe('VDE Local Area Cloud with lsdn virts (examples/vde-cloud.yaml)', { ski
       extra.push(p);
       return p;
     };
+    // Each side waits until the client is in its group, so neither answer can come from a
+    // client that had not started yet (a loaded machine takes seconds).
     let ctl = plugOn('vxvde://239.0.0.1');
-    await new Promise((r) => setTimeout(r, 500));
+    assert.ok(await joined(ctlNs, 'eth1', '239.0.0.1'), 'without /if= the client joins 239.0.0.1 on eth1 (the multicast route)');
     assert.equal(sh(ctlNs, 'ping -c 2 -W 1 -I vde1 10.77.0.1').ok, false, 'without /if= the client joins on eth1 and reaches nobody');
     ctl.kill('SIGKILL');
     ctl = plugOn('vxvde://239.0.0.1/if=eth0');
-    assert.ok(ping(ctlNs, '10.77.0.1 -I vde1', 5), 'with /if=eth0 it reaches lan/v1');
+    assert.ok(await joined(ctlNs, 'eth0', '239.0.0.1'), 'with /if=eth0 the client joins 239.0.0.1 on eth0');
+    assert.ok(ping(ctlNs, '10.77.0.1 -I vde1', 10), 'with /if=eth0 it reaches lan/v1');
     ctl.kill('SIGKILL');
 
     // TCP from an lsdn virt into VDE clients (checksums computed on the lab's underlay).
@@ -142,10 +155,14 @@ describe('VDE Local Area Cloud with lsdn virts (examples/vde-cloud.yaml)', { ski
     assert.ok(ping(v1, '10.77.0.10'));
     const before = portOf();
     assert.ok(before, 'a learnt port');
-    process.kill(state.procs[0]!.pid, 'SIGKILL');
+    const old = state.procs[0]!.pid;
+    process.kill(old, 'SIGKILL');
+    // The old client is gone (its membership with it) before the new one starts and joins.
+    assert.ok(await gone(old), `the old vde_plug ${old} exits on SIGKILL`);
+    assert.ok(!(await joined(host('plug'), CLIENT_UNDERLAY_IF, '239.0.0.1', 0)), 'the old client left the group');
     const again = spawn('ip', ['netns', 'exec', host('plug'), 'vde_plug', 'tap://vde0', 'vxvde://239.0.0.1'], { stdio: 'ignore' });
     extra.push(again);
-    await new Promise((r) => setTimeout(r, 500));
+    assert.ok(await joined(host('plug'), CLIENT_UNDERLAY_IF, '239.0.0.1'), 'the restarted client joins the group');
     const t2 = Date.now();
     assert.ok(ping(v1, '10.77.0.10', 10), 'lan/v1 reaches plug after its restart');
     const after = portOf();
