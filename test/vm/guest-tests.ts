@@ -31,6 +31,11 @@ export const GUEST_TESTS: GuestTest[] = [
     why: 'vlan, geneve and geneve/e2e with real pings: basic, msettings, duplicate MACs, IPv6 underlay; a vlan, a geneve and a vxlan net sharing ids and a subnet stay isolated',
   },
   {
+    file: 'test/kernel/examples.test.ts',
+    names: ['^example vlan-and-geneve\\.yaml: '],
+    why: '`lsdn lab demo examples/vlan-and-geneve.yaml` (a vlan net and two geneve nets with one subnet, a default-drop firewall, rates) passes every pair',
+  },
+  {
     file: 'test/kernel/probe.test.ts',
     names: ['^doctor: every network type runnable'],
     why: '`lsdn doctor` finds every type runnable and every tc classifier (flower, matchall) and action (gact, tunnel_key, police)',
