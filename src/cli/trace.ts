@@ -36,10 +36,11 @@ export function registerTrace(program: Command): void {
     .option('--proto <proto>', 'tcp | udp | icmp (an echo request, default) | arp (a request for TO\'s address)', protoName)
     .option('--dport <n>', 'destination port (tcp/udp; default 80 tcp, 53 udp)', portNumber)
     .option('--sport <n>', 'source port (tcp/udp; default 40000)', portNumber)
+    .option('--icmp-type <type>', 'icmp: the ICMP type, a name nft knows or a number (default echo-request; echo-reply: a ping\'s answer)')
     .option('--src-ip <ip>', "send from this address instead of the virt's (what anti-spoofing judges)")
     .option('--src-mac <mac>', "send from this MAC instead of the virt's")
     .option('--json', 'one JSON object: verdict, reason, hops')
-    .action(async (file: string, from: string, to: string, o: { proto?: TraceProto; dport?: number; sport?: number; srcIp?: string; srcMac?: string; json?: boolean }) => {
+    .action(async (file: string, from: string, to: string, o: { proto?: TraceProto; icmpType?: string; dport?: number; sport?: number; srcIp?: string; srcMac?: string; json?: boolean }) => {
       const { model } = await loadOrExit(file, o.json);
       const { problems, addressing } = validateWithAddressing(model);
       if (hasErrors(problems)) {

@@ -6,7 +6,7 @@
  * know is an error naming it, never a guess.
  */
 import ipaddr from 'ipaddr.js';
-import { icmpTypeNumber } from '../core/rules.js';
+import { icmpTypeName, icmpTypeNumber } from '../core/rules.js';
 
 export type L4 = 'tcp' | 'udp' | 'icmp' | 'icmpv6';
 
@@ -266,6 +266,8 @@ export function describeFrame(f: Frame): string {
   const p = f.ip;
   if (!p) return f.dstMac === BROADCAST ? 'Ethernet broadcast' : 'Ethernet frame';
   const ports = p.sport !== undefined || p.dport !== undefined ? ` ${p.sport ?? '*'} -> ${p.dport ?? '*'}` : '';
-  const kind = p.proto === 'icmp' || p.proto === 'icmpv6' ? `${p.proto === 'icmp' ? 'ICMP' : 'ICMPv6'} echo-request` : p.proto.toUpperCase();
+  const icmp = p.proto === 'icmp' || p.proto === 'icmpv6' ? p.proto : undefined;
+  const type = icmp ? (p.icmpType === undefined ? 'echo-request' : icmpTypeName(icmp, p.icmpType) ?? `type ${p.icmpType}`) : '';
+  const kind = icmp ? `${icmp === 'icmp' ? 'ICMP' : 'ICMPv6'} ${type}` : (p.proto as string).toUpperCase();
   return `${kind} ${p.src} -> ${p.dst}${ports}`;
 }

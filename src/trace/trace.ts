@@ -27,6 +27,7 @@ import { assignAddresses, type VirtAddressing } from '../ipam/ipam.js';
 import { inChainEntries, outChainEntries, virtAddresses, type LineOrigin } from '../policy/firewall.js';
 import { networkType } from '../types/registry.js';
 import { ZERO_MAC } from '../types/common.js';
+import { icmpTypeNumber } from '../core/rules.js';
 import { BROADCAST, describeFrame, evalLine, isGroupMac, UnknownLineError, type Frame, type HookContext, type L4 } from './packet.js';
 
 export type TraceProto = 'tcp' | 'udp' | 'icmp' | 'arp';
@@ -40,6 +41,8 @@ export interface TraceRequest {
   proto?: TraceProto;
   sport?: number;
   dport?: number;
+  /** icmp: the ICMP type, a number or nft's name (default echo-request; echo-reply traces a ping's answer). */
+  icmpType?: number | string;
   /** Trace a frame the VM sends with another source than the model's (what anti-spoofing judges). */
   srcIp?: string;
   srcMac?: string;
@@ -601,6 +604,14 @@ function globalFirst(list: string[]): string | undefined {
   return list.find((x) => !/^fe[89ab]/i.test(x)) ?? list[0];
 }
 
+/** The ICMP type of an icmp trace: echo-request unless the request names another. */
+function icmpTypeOf(l4: 'icmp' | 'icmpv6', t: number | string | undefined): number {
+  if (t === undefined) return l4 === 'icmp' ? 8 : 128;
+  const n = icmpTypeNumber(l4, t);
+  if (n === undefined) throw new UsageError(`trace: "${t}" is no ${l4 === 'icmp' ? 'ICMP' : 'ICMPv6'} type (a number 0..255 or a name nft knows, e.g. echo-request, echo-reply)`);
+  return n;
+}
+
 /** Trace one frame through the model. Throws UsageError for a request that names nothing traceable. */
 export function trace(model: Netmodel, req: TraceRequest, addressing: Map<string, VirtAddressing> = assignAddresses(model)): TraceResult {
   const from = model.virt(req.from);
@@ -611,6 +622,7 @@ export function trace(model: Netmodel, req: TraceRequest, addressing: Map<string
   if (!settings) throw new UsageError(`trace: net ${net.name} has no settings`);
   const target = parseTarget(model, req.to);
   const proto = req.proto ?? 'icmp';
+  if (req.icmpType !== undefined && proto !== 'icmp') throw new UsageError(`trace: an ICMP type is for --proto icmp, not ${proto}`);
   const srcAddrs = addrs(from, addressing);
   // The receiver and the frame's destination.
   let rxVirt: Virt | undefined;
@@ -666,7 +678,7 @@ export function trace(model: Netmodel, req: TraceRequest, addressing: Map<string
     frame.ip = {
       family: family ?? 4, src: srcIp, dst: dstIp, proto: l4,
       ...(l4 === 'tcp' || l4 === 'udp' ? { sport: req.sport ?? 40000, dport: req.dport ?? (l4 === 'tcp' ? 80 : 53) } : {}),
-      ...(l4 === 'icmp' ? { icmpType: 8 } : l4 === 'icmpv6' ? { icmpType: 128 } : {}),
+      ...(l4 === 'icmp' || l4 === 'icmpv6' ? { icmpType: icmpTypeOf(l4, req.icmpType) } : {}),
     };
   }
 

@@ -199,6 +199,24 @@ test('golden trace: the bundled example', () => {
   assertGolden('trace-example.txt', traces(m, reqs));
 });
 
+test('trace: an ICMP type (a ping\'s echo-reply) is judged by the rules that match it', () => {
+  const m = loadValid(FIREWALL, 'fw.yaml');
+  // web pings ops: its request passes (web has no out rules, ops no in rules); ops's answer is
+  // no echo-request from 10.0.0.0/28, so web's rule 2 does not accept it and web's default
+  // (in: drop; web is not stateful) drops it: the ping is not answered.
+  const req = trace(m, { from: 'blue/web', to: 'blue/ops' });
+  assert.equal(req.verdict, 'delivered');
+  assert.match(req.packet, /^ICMP echo-request 10\.0\.0\.1 -> 10\.0\.0\.40$/);
+  const rep = trace(m, { from: 'blue/ops', to: 'blue/web', icmpType: 'echo-reply' });
+  assert.equal(rep.verdict, 'dropped');
+  assert.match(rep.packet, /^ICMP echo-reply 10\.0\.0\.40 -> 10\.0\.0\.1$/);
+  assert.match(rep.reason, /default of virt blue\/web \(policy in: drop\)/);
+  assert.equal(trace(m, { from: 'blue/ops', to: 'blue/web', icmpType: 0 }).packet, rep.packet);
+  assert.match(trace(m, { from: 'blue/db', to: 'blue/web', icmpType: 42 }).packet, /ICMP type 42 /);
+  assert.throws(() => trace(m, { from: 'blue/db', to: 'blue/web', icmpType: 'nope' }), /"nope" is no ICMP type/);
+  assert.throws(() => trace(m, { from: 'blue/db', to: 'blue/web', proto: 'tcp', icmpType: 0 }), /ICMP type is for --proto icmp/);
+});
+
 test('trace: requests that name nothing traceable are usage errors', () => {
   const m = loadValid(FIREWALL, 'fw.yaml');
   assert.throws(() => trace(m, { from: 'blue/nope', to: 'blue/web' }), UsageError);
